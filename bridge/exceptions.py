@@ -1,0 +1,24 @@
+"""Errors the bridge raises and callers catch.
+
+    BridgeError
+    ├── ConfigError        bad flags, environment or files; the message names the value and the fix
+    └── ServerUnavailable  the MCP server cannot take a request now (starting, restarting, gone, not reading)
+
+Misuse of the Python API raises built-in exceptions instead.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BridgeError", "ConfigError", "ServerUnavailable"]
+
+
+class BridgeError(Exception):
+    """Base class of every error the bridge raises on purpose."""
+
+
+class ConfigError(BridgeError):
+    """The configuration cannot work; the message says which value and what to do."""
+
+
+class ServerUnavailable(BridgeError):
+    """The MCP server behind the bridge cannot take a request right now."""

@@ -1,0 +1,96 @@
+"""The bridge's HTTP app: MCP at `/mcp` (streamable HTTP, both eras) and `/sse` + `/messages/` (legacy SSE), with
+`/livez`, `/readyz` and `/metrics` on the same port. The app's lifespan starts and stops the MCP server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bridge.legacy_sse import MESSAGES_PATH, SSEEndpoint
+from bridge.metrics import BridgeMetrics
+from bridge.security import HostGuard
+from bridge.sessions import SessionRegistry
+from bridge.settings import BridgeSettings
+from bridge.state import BridgeState
+from bridge.stdio.backend import StdioBackend
+from bridge.streamable import StreamableHTTPEndpoint
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: BridgeSettings) -> Starlette:
+    """Build the bridge's ASGI app; `app.state.bridge` holds its shared state (used for draining)."""
+    backend = StdioBackend(
+        command=list(settings.command),
+        fifo=settings.fifo,
+        per_session=settings.session_mode == "per-session",
+        max_children=settings.max_children,
+        policy=settings.restart,
+        max_message_bytes=settings.max_message_bytes,
+        on_restart=lambda: metrics.restarts.inc(),
+    )
+    sessions = SessionRegistry(settings.max_sessions, settings.session_idle_timeout, backend.close_session)
+    metrics = BridgeMetrics(lambda: len(sessions), lambda: backend.inflight)
+    state = BridgeState(
+        settings=settings,
+        backend=backend,
+        sessions=sessions,
+        metrics=metrics,
+        guard=HostGuard(settings.host, settings.allowed_hosts, settings.allowed_origins),
+    )
+
+    async def livez(request: Request) -> Response:
+        return Response(b"ok\n", media_type="text/plain")
+
+    async def readyz(request: Request) -> Response:
+        if state.draining:
+            return _status(503, "draining: the bridge is shutting down")
+        if backend.gave_up:
+            return _status(503, backend.gave_up)
+        if not backend.ready:
+            reason = "per-session server limit reached" if backend.per_session else "the MCP server is not initialized"
+            return _status(503, reason)
+        return _status(200, "ready")
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await backend.start()
+        reaper = asyncio.create_task(sessions.reap_forever(), name="session-reaper")
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            await sessions.close_all()
+            await backend.stop()
+
+    mcp = StreamableHTTPEndpoint(state)
+    sse = SSEEndpoint(state)
+    app = Starlette(
+        routes=[
+            Route("/mcp", mcp, methods=["GET", "POST", "DELETE"]),
+            Route("/mcp/", mcp, methods=["GET", "POST", "DELETE"]),
+            Route("/sse", sse, methods=["GET"]),
+            Route(MESSAGES_PATH, sse, methods=["POST"]),
+            Route("/livez", livez),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.bridge = state
+    return app
+
+
+def _status(code: int, detail: str) -> Response:
+    return Response(orjson.dumps({"status": detail}), status_code=code, media_type="application/json")
