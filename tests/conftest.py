@@ -1,0 +1,101 @@
+"""Shared test plumbing: the anyio backend, paths to the real peers, and a bridge run as a real process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_BIN = ROOT / "tests" / "node_modules" / ".bin"
+FIXTURES = ROOT / "tests" / "fixtures"
+ECHO_SERVER = [sys.executable, str(FIXTURES / "servers" / "echo_stdio.py")]
+BRIDGE = [sys.executable, "-m", "bridge"]
+
+READY_TIMEOUT = 30.0
+"""Seconds a bridge gets to turn ready; npx-free node servers start in about half a second here."""
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def node_bin(name: str) -> str:
+    path = NODE_BIN / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `npm ci --prefix tests` (the README's test command does).")
+    return str(path)
+
+
+@dataclass
+class RunningBridge:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def mcp(self) -> str:
+        return self.url + "/mcp"
+
+    def ready(self) -> bool:
+        try:
+            return httpx2.get(self.url + "/readyz", timeout=2).status_code == 200
+        except httpx2.TransportError:
+            return False
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if self.process.poll() is not None:
+                raise AssertionError(f"bridge exited with {self.process.returncode}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"bridge not ready within {timeout} s")
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        assert self.process.stderr is not None
+        return self.process.stderr.read().decode(errors="replace")
+
+
+@contextlib.contextmanager
+def run_bridge(*args: str, env: dict[str, str] | None = None, wait: bool = True) -> Iterator[RunningBridge]:
+    """Run `python -m bridge stdio ARGS` on a free loopback port; SIGTERM it on exit."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*BRIDGE, "stdio", "--port", str(port), *args],
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
+    bridge = RunningBridge(f"http://127.0.0.1:{port}", process)
+    try:
+        if wait:
+            bridge.wait_ready()
+        yield bridge
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
