@@ -48,6 +48,9 @@ def create_app(settings: BridgeSettings) -> Starlette:
     )
 
     async def livez(request: Request) -> Response:
+        # A server in a crash loop the bridge gave up on: let the orchestrator restart the whole container.
+        if backend.gave_up:
+            return _status(503, backend.gave_up)
         return Response(b"ok\n", media_type="text/plain")
 
     async def readyz(request: Request) -> Response:

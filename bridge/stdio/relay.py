@@ -116,7 +116,7 @@ class Relay:
         self.peers: set[Peer] = set()
         self.listeners: list[Callable[[Message], None]] = []
         self._write: Callable[[bytes], None] | None = None
-        self._down_reason = "is starting"
+        self._down_reason = "is starting; retry shortly"
         self._next_id = 0
         self._pending: dict[int, Exchange] = {}
         self._tokens: dict[int, Exchange] = {}
@@ -160,7 +160,7 @@ class Relay:
         """Send a client's request; the reply and related messages arrive through `exchange`."""
         write = self._write
         if write is None:
-            raise ServerUnavailable(f"The MCP server {self._down_reason}; retry shortly.")
+            raise ServerUnavailable(f"The MCP server {self._down_reason}.")
         child_id = self._next_id
         self._next_id += 1
         message["id"] = child_id

@@ -86,13 +86,15 @@ class Supervisor:
                     backoff = self._policy.initial_backoff
                 if self._crash_loop():
                     self.gave_up = (
-                        f"the MCP server {reason}, and it failed {len(self._crashes)} times within "
-                        f"{self._policy.crash_loop_window:.0f} s; the bridge stopped restarting it"
+                        f"{reason} and has failed {len(self._crashes)} times within "
+                        f"{self._policy.crash_loop_window:.0f} s, so the bridge stopped restarting it; fix the "
+                        "server (its stderr is in the bridge log), then restart the bridge"
                     )
-                    logger.error("Giving up: %s.", self.gave_up)
-                    self.relay.disconnect(reason)
+                    logger.error("Giving up: the MCP server %s.", self.gave_up)
+                    self.relay.disconnect(self.gave_up)
                     return
                 logger.warning("The MCP server %s; restarting in %.1f s.", reason, backoff)
+                self.relay.disconnect(f"{reason} and is restarting; retry shortly")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._policy.max_backoff)
                 self.restarts += 1

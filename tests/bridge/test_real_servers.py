@@ -37,6 +37,7 @@ async def test_server_everything_lists_and_calls_in_both_eras(mode: str) -> None
                 read = await client.read_resource(resources[0].uri)
                 assert read.contents
                 assert client.server_info is not None and client.server_info.name == "mcp-servers/everything"
+                assert client.protocol_version == ("2026-07-28" if mode == "auto" else "2025-11-25")
 
 
 @pytest.mark.parametrize("mode", ERAS)

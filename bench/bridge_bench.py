@@ -1,0 +1,792 @@
+"""Benchmark of the stdio bridge (`plexus-bridge stdio`) with the trivial echo server behind it.
+
+What is measured, and why:
+
+1. Latency of `tools/call echo` at one session, p50/p99: through the bridge (HTTP client -> bridge -> stdio child and
+   back) and against the same echo server driven directly over its stdin/stdout. The difference is what the bridge
+   (plus HTTP) costs per call. The same HTTP client against a do-nothing HTTP server gives the client's own share.
+2. Throughput (calls/s) through the bridge at 1, 16 and 64 concurrent sessions. Every session is a separate MCP
+   client: its own keep-alive connection, its own `initialize` and `Mcp-Session-Id`, then calls back to back. Calls
+   completing inside a fixed window (after a short warm-up) are counted; each session is bounded in time and count.
+3. Cold start: time from spawning `plexus-bridge` to `/readyz` 200 and to the first successful `tools/call`, next to
+   the echo server's own start (spawn to `initialize` answered over stdio), so the bridge's share is visible.
+4. Peak RSS (`VmHWM`) of the bridge process alone (not its child) after the load.
+5. The load generator's ceiling: the same generator against a trivial uvicorn+httptools server that answers every
+   call instantly (echoing the payload, so replies are verified the same way). If the bridge number is well below
+   this, the generator is not the bottleneck. CPU use of the generator, the bridge and its child during each window
+   is read from `os.times` and `/proc/PID/stat`, to show which process is CPU-bound.
+
+Every reply is verified (HTTP 200, JSON-RPC id, echoed text = the payload that session sent for that call, which is
+unique per session and call). Any failure is reported and makes the script exit non-zero.
+
+The load generator runs in its own process (this script, re-invoked with a hidden `--role`), on uvloop with aiohttp;
+the bridge and the trivial server run in their own processes. Everything binds to 127.0.0.1 on free ports, and
+every subprocess is stopped at the end, also on Ctrl-C or an error.
+
+Usage: python bench/bridge_bench.py [--seconds N] [--out FILE] [--sessions 1,16,64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import http.client
+import json
+import math
+import os
+import platform
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from collections.abc import Iterator, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, Final
+
+import orjson
+
+HOST: Final = "127.0.0.1"
+REPO: Final = Path(__file__).resolve().parent.parent
+ECHO_SERVER: Final = REPO / "tests" / "fixtures" / "servers" / "echo_stdio.py"
+DEFAULT_OUT: Final = REPO / "bench" / "results" / "bridge.json"
+BRIDGE_EXE: Final = Path(sys.executable).parent / "plexus-bridge"
+
+DEFAULT_SECONDS: Final = 5.0
+"""Length of each measured window (one per throughput point and for the direct stdio latency)."""
+DEFAULT_SESSIONS: Final = (1, 16, 64)
+LATENCY_SESSIONS: Final = 1
+"""The latency comparison is the one-session point; it is always run."""
+CEILING_SESSIONS: Final = (1, 16)
+"""Session counts at which the generator is also run against the trivial server."""
+WARMUP_SECONDS: Final = 0.5
+"""Calls made before the window starts (connections, caches, the JIT-less interpreter's first passes): not counted."""
+MAX_CALLS_PER_SESSION: Final = 500_000
+"""Count bound of one session in one window, next to the time bound (a broken fast path cannot run forever)."""
+MAX_FAILURES_PER_SESSION: Final = 20
+"""A session that failed this often stops early; its failures are all reported."""
+CALL_TIMEOUT: Final = 10.0
+"""Seconds one HTTP call may take before it counts as a failure (a hang becomes a failure, not a stuck benchmark)."""
+FAILURE_SAMPLES: Final = 5
+"""Failures kept verbatim per run for the report."""
+COLD_START_RUNS: Final = 3
+"""Bridge cold starts measured; the median is reported."""
+CHILD_START_RUNS: Final = 5
+"""Echo-server-alone starts measured; the median is reported."""
+READY_TIMEOUT: Final = 30.0
+"""Seconds a spawned bridge or trivial server has to become ready before the benchmark fails."""
+READY_POLL_INTERVAL: Final = 0.002
+"""Seconds between `/readyz` polls during a cold start (bounds the cold-start error from above)."""
+STOP_TIMEOUT: Final = 10.0
+"""Seconds a subprocess has to exit after SIGTERM before it is killed."""
+WORKER_SLACK: Final = 30.0
+"""Seconds a load-generator process may run past its planned end before it is killed as hung."""
+PROTOCOL_VERSION: Final = "2025-11-25"
+MIB: Final = 1024 * 1024
+CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
+
+TARGET_CALLS_PER_S_16: Final = 8000.0
+TARGET_P50_MS_1: Final = 0.35
+TARGET_RSS_MB: Final = 80.0
+TARGET_READY_OVER_CHILD_MS: Final = 600.0
+
+ACCEPT: Final = "application/json, text/event-stream"
+INITIALIZE: Final[dict[str, Any]] = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": PROTOCOL_VERSION,
+        "capabilities": {},
+        "clientInfo": {"name": "plexus-bridge-bench", "version": "1"},
+    },
+}
+INITIALIZED: Final = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
+
+
+def call_body(request_id: int, message: str) -> bytes:
+    return orjson.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": request_id,
+            "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"message": message}},
+        }
+    )
+
+
+def check_reply(body: bytes, request_id: int, message: str) -> str | None:
+    """None when `body` is the echo reply to this call, else what is wrong with it."""
+    try:
+        reply = orjson.loads(body)
+        if reply["id"] != request_id:
+            return f"id {reply['id']!r} != {request_id!r}"
+        text = reply["result"]["content"][0]["text"]
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+        return f"malformed reply ({type(exc).__name__}: {exc}): {body[:200]!r}"
+    if text != message:
+        return f"echoed {text!r}, sent {message!r}"
+    return None
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of already sorted values (NaN when empty)."""
+    if not sorted_values:
+        return math.nan
+    return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
+
+
+def latency_summary(latencies_s: Sequence[float]) -> dict[str, float]:
+    ordered = sorted(latencies_s)
+    return {
+        "p50_ms": percentile(ordered, 0.50) * 1e3,
+        "p90_ms": percentile(ordered, 0.90) * 1e3,
+        "p99_ms": percentile(ordered, 0.99) * 1e3,
+        "max_ms": (ordered[-1] if ordered else math.nan) * 1e3,
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (not its children), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Load generator (runs in its own process: `--role load`)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SessionResult:
+    done_at: array[float] = field(default_factory=lambda: array("d"))
+    latency: array[float] = field(default_factory=lambda: array("d"))
+    calls: int = 0
+    failures: int = 0
+    samples: list[str] = field(default_factory=list)
+    capped_at: float | None = None
+    """When the session stopped because it reached MAX_CALLS_PER_SESSION (the window must end there)."""
+
+    def fail(self, what: str) -> None:
+        self.failures += 1
+        if len(self.samples) < FAILURE_SAMPLES:
+            self.samples.append(what)
+
+
+async def load_session(
+    index: int, url: str, nonce: str, start: asyncio.Event, times: dict[str, float], result: SessionResult
+) -> None:
+    """One MCP client: own connection, initialize, then echo calls back to back until the window ends."""
+    import aiohttp
+
+    timeout = aiohttp.ClientTimeout(total=CALL_TIMEOUT)
+    connector = aiohttp.TCPConnector(limit=1, force_close=False)
+    headers = {"Content-Type": "application/json", "Accept": ACCEPT}
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
+    ) as http_session:
+        try:
+            async with http_session.post(url, data=orjson.dumps(INITIALIZE), headers=headers) as resp:
+                body = await resp.read()
+                session_id = resp.headers.get("Mcp-Session-Id")
+                if resp.status != 200 or session_id is None:
+                    result.fail(f"initialize: HTTP {resp.status}, session id {session_id!r}: {body[:200]!r}")
+                    return
+            headers = {**headers, "Mcp-Session-Id": session_id, "MCP-Protocol-Version": PROTOCOL_VERSION}
+            async with http_session.post(url, data=INITIALIZED, headers=headers) as resp:
+                await resp.read()
+                if resp.status != 202:
+                    result.fail(f"notifications/initialized: HTTP {resp.status}")
+                    return
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            result.fail(f"session setup: {type(exc).__name__}: {exc}")
+            return
+        finally:
+            times["ready"] += 1
+            if times["ready"] == times["sessions"]:
+                start.set()
+        await start.wait()
+        end = times["end"]
+        clock = time.perf_counter
+        post = http_session.post
+        request_id = 0
+        while True:
+            sent = clock()
+            if sent >= end:
+                break
+            if request_id >= MAX_CALLS_PER_SESSION:
+                result.capped_at = sent
+                break
+            if result.failures >= MAX_FAILURES_PER_SESSION:
+                break
+            request_id += 1
+            message = f"s{index}-c{request_id}-{nonce}"
+            try:
+                async with post(url, data=call_body(request_id, message), headers=headers) as resp:
+                    body = await resp.read()
+                    status = resp.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                result.fail(f"call {request_id}: {type(exc).__name__}: {exc}")
+                continue
+            done = clock()
+            result.calls += 1
+            problem = f"HTTP {status}: {body[:200]!r}" if status != 200 else check_reply(body, request_id, message)
+            if problem is not None:
+                result.fail(f"session {index} call {request_id}: {problem}")
+                continue
+            result.done_at.append(done)
+            result.latency.append(done - sent)
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with http_session.delete(url, headers=headers) as resp:
+                await resp.read()
+
+
+async def run_load(config: dict[str, Any]) -> dict[str, Any]:
+    sessions: int = config["sessions"]
+    seconds: float = config["seconds"]
+    watch: dict[str, int] = config["watch"]
+    nonce = secrets.token_hex(4)
+    start = asyncio.Event()
+    times = {"ready": 0.0, "sessions": float(sessions), "end": math.inf}
+    results = [SessionResult() for _ in range(sessions)]
+    tasks = [
+        asyncio.create_task(load_session(i, config["url"], nonce, start, times, results[i])) for i in range(sessions)
+    ]
+    await start.wait()
+    # All sessions are set up: warm up, then the measured window.
+    window_start = time.perf_counter() + WARMUP_SECONDS
+    times["end"] = window_start + seconds
+    await asyncio.sleep(WARMUP_SECONDS)
+    cpu_before = {name: cpu_seconds(pid) for name, pid in watch.items()}
+    own_before = os.times()
+    wall_before = time.perf_counter()
+    await asyncio.sleep(max(0.0, times["end"] - time.perf_counter()))
+    wall = time.perf_counter() - wall_before
+    own_after = os.times()
+    cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / wall for name, pid in watch.items()}
+    cpu["generator"] = (own_after.user + own_after.system - own_before.user - own_before.system) / wall
+    await asyncio.gather(*tasks)
+
+    window_end = min([times["end"], *(r.capped_at for r in results if r.capped_at is not None)])
+    latencies: list[float] = []
+    for r in results:
+        latencies.extend(lat for done, lat in zip(r.done_at, r.latency, strict=True) if window_start <= done <= window_end)
+    return {
+        "sessions": sessions,
+        "window_s": window_end - window_start,
+        "calls_in_window": len(latencies),
+        "calls_per_s": len(latencies) / (window_end - window_start),
+        "calls_total": sum(r.calls for r in results),
+        **latency_summary(latencies),
+        "cpu_cores": cpu,
+        "failures": sum(r.failures for r in results),
+        "failure_samples": [s for r in results for s in r.samples][:FAILURE_SAMPLES],
+        "capped": any(r.capped_at is not None for r in results),
+    }
+
+
+def load_main(config_json: str) -> None:
+    import uvloop
+
+    result = uvloop.run(run_load(json.loads(config_json)))
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Trivial HTTP server for the generator's ceiling (runs in its own process: `--role trivial`)
+# --------------------------------------------------------------------------------------------------------------------
+
+_JSON_HEADERS: Final = [(b"content-type", b"application/json")]
+
+
+async def trivial_app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+    """Answers like the bridge would, at once: initialize gets a session id, tools/call echoes its message."""
+    if scope["type"] != "http":
+        return
+    if scope["method"] != "POST":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    chunks = []
+    while True:
+        event = await receive()
+        chunks.append(event.get("body", b""))
+        if not event.get("more_body"):
+            break
+    message = orjson.loads(b"".join(chunks))
+    if "id" not in message:
+        await send({"type": "http.response.start", "status": 202, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    headers = _JSON_HEADERS
+    if message.get("method") == "initialize":
+        result: dict[str, Any] = {
+            "protocolVersion": PROTOCOL_VERSION,
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "trivial", "version": "1"},
+        }
+        headers = [*_JSON_HEADERS, (b"mcp-session-id", secrets.token_hex(16).encode())]
+    else:
+        result = {"content": [{"type": "text", "text": message["params"]["arguments"]["message"]}]}
+    body = orjson.dumps({"jsonrpc": "2.0", "id": message["id"], "result": result})
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def trivial_main(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        trivial_app, host=HOST, port=port, loop="uvloop", http="httptools", lifespan="off", access_log=False,
+        log_level="warning",
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Orchestrator
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class Processes:
+    """Every subprocess the benchmark started, so all of them are stopped however it ends."""
+
+    def __init__(self) -> None:
+        self.running: list[subprocess.Popen[bytes]] = []
+
+    def spawn(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        # A session of its own: Ctrl-C reaches only this script, which then stops everything in order.
+        proc = subprocess.Popen(list(argv), start_new_session=True, **kwargs)
+        self.running.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        if proc in self.running:
+            self.running.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in reversed(list(self.running)):
+            self.stop(proc)
+
+
+def wait_http_ok(port: int, path: str, deadline: float, proc: subprocess.Popen[bytes]) -> None:
+    """Poll GET `path` until it answers 200; fail if the process dies or the deadline passes."""
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process {proc.args!r} exited with {proc.returncode} before becoming ready")
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"process {proc.args!r} not ready on port {port} within {READY_TIMEOUT} s")
+        conn = http.client.HTTPConnection(HOST, port, timeout=1.0)
+        try:
+            conn.request("GET", path)
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        time.sleep(READY_POLL_INTERVAL)
+
+
+def http_call(conn: http.client.HTTPConnection, body: bytes, headers: dict[str, str]) -> tuple[int, str | None, bytes]:
+    conn.request("POST", "/mcp", body=body, headers={"Content-Type": "application/json", "Accept": ACCEPT, **headers})
+    resp = conn.getresponse()
+    return resp.status, resp.getheader("Mcp-Session-Id"), resp.read()
+
+
+@dataclass
+class Bridge:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: IO[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}/mcp"
+
+    def child_pid(self) -> int:
+        """The echo server the bridge started (its one direct child)."""
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+                    if int(fields[1]) == self.proc.pid:
+                        return int(entry.name)
+        raise RuntimeError(f"the bridge (pid {self.proc.pid}) has no child process")
+
+    def memory(self) -> dict[str, float]:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        values = {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines() if line.startswith("Vm")}
+        return {"vm_hwm_mb": values["VmHWM"] / 1024, "vm_rss_mb": values["VmRSS"] / 1024}
+
+    def log_tail(self, lines: int = 20) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return b"".join(self.log.readlines()[-lines:]).decode(errors="replace")
+
+
+def start_bridge(procs: Processes) -> Bridge:
+    port = free_port()
+    log = tempfile.TemporaryFile()
+    argv = [str(BRIDGE_EXE), "stdio", "--host", HOST, "--port", str(port), "--log-level", "warning", "--"]
+    proc = procs.spawn([*argv, sys.executable, str(ECHO_SERVER)], stdout=log, stderr=subprocess.STDOUT)
+    return Bridge(proc, port, log)
+
+
+def measure_cold_start(procs: Processes) -> dict[str, float]:
+    """Spawn a bridge; time /readyz 200 and the first verified tools/call (initialize + initialized + call)."""
+    spawned = time.perf_counter()
+    bridge = start_bridge(procs)
+    try:
+        wait_http_ok(bridge.port, "/readyz", spawned + READY_TIMEOUT, bridge.proc)
+        ready = time.perf_counter()
+        conn = http.client.HTTPConnection(HOST, bridge.port, timeout=READY_TIMEOUT)
+        status, session_id, body = http_call(conn, orjson.dumps(INITIALIZE), {})
+        if status != 200 or session_id is None:
+            raise RuntimeError(f"cold start: initialize got HTTP {status}: {body[:200]!r}")
+        headers = {"Mcp-Session-Id": session_id, "MCP-Protocol-Version": PROTOCOL_VERSION}
+        http_call(conn, INITIALIZED, headers)
+        status, _, body = http_call(conn, call_body(1, "cold"), headers)
+        problem = f"HTTP {status}" if status != 200 else check_reply(body, 1, "cold")
+        if problem is not None:
+            raise RuntimeError(f"cold start: first tools/call failed: {problem}")
+        first_call = time.perf_counter()
+        conn.request("DELETE", "/mcp", headers=headers)
+        conn.getresponse().read()
+        conn.close()
+        return {"ready_ms": (ready - spawned) * 1e3, "first_call_ms": (first_call - spawned) * 1e3}
+    except Exception:
+        print(f"bridge log:\n{bridge.log_tail()}", file=sys.stderr)
+        raise
+    finally:
+        procs.stop(bridge.proc)
+        bridge.log.close()
+
+
+class StdioClient:
+    """The echo server driven directly: one JSON line out, one JSON line back."""
+
+    def __init__(self, procs: Processes) -> None:
+        self.procs = procs
+        self.proc = procs.spawn([sys.executable, str(ECHO_SERVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin = self.proc.stdin
+        self.stdout = self.proc.stdout
+
+    def round_trip(self, line: bytes) -> bytes:
+        self.stdin.write(line)
+        self.stdin.flush()
+        reply = self.stdout.readline()
+        if not reply:
+            raise RuntimeError(f"the echo server exited (code {self.proc.poll()})")
+        return reply
+
+    def close(self) -> None:
+        self.procs.stop(self.proc)
+
+
+def measure_child_start(procs: Processes) -> float:
+    """Milliseconds from spawning the echo server alone to its initialize reply over stdio."""
+    spawned = time.perf_counter()
+    client = StdioClient(procs)
+    try:
+        reply = orjson.loads(client.round_trip(orjson.dumps(INITIALIZE) + b"\n"))
+        if reply.get("id") != 0 or "result" not in reply:
+            raise RuntimeError(f"echo server answered initialize with {reply!r}")
+        return (time.perf_counter() - spawned) * 1e3
+    finally:
+        client.close()
+
+
+def measure_direct_stdio(procs: Processes, seconds: float) -> dict[str, Any]:
+    """Back-to-back echo calls straight over the server's stdin/stdout (blocking I/O, no event loop)."""
+    client = StdioClient(procs)
+    nonce = secrets.token_hex(4)
+    failures: list[str] = []
+    failure_count = 0
+    latencies: array[float] = array("d")
+    try:
+        client.round_trip(orjson.dumps(INITIALIZE) + b"\n")
+        client.stdin.write(INITIALIZED + b"\n")
+        window_start = time.perf_counter() + WARMUP_SECONDS
+        end = window_start + seconds
+        clock = time.perf_counter
+        request_id = 0
+        while request_id < MAX_CALLS_PER_SESSION:
+            sent = clock()
+            if sent >= end:
+                break
+            request_id += 1
+            message = f"direct-c{request_id}-{nonce}"
+            reply = client.round_trip(call_body(request_id, message) + b"\n")
+            done = clock()
+            problem = check_reply(reply, request_id, message)
+            if problem is not None:
+                failure_count += 1
+                if len(failures) < FAILURE_SAMPLES:
+                    failures.append(problem)
+            elif sent >= window_start:
+                latencies.append(done - sent)
+    finally:
+        client.close()
+    return {
+        "calls_in_window": len(latencies),
+        "calls_per_s": len(latencies) / max(1e-9, sum(latencies)),
+        **latency_summary(latencies),
+        "failures": failure_count,
+        "failure_samples": failures,
+    }
+
+
+def run_generator(procs: Processes, url: str, sessions: int, seconds: float, watch: dict[str, int]) -> dict[str, Any]:
+    """One load-generator process at `sessions` sessions; returns its verified result."""
+    config = json.dumps({"url": url, "sessions": sessions, "seconds": seconds, "watch": watch})
+    proc = procs.spawn([sys.executable, __file__, "--role", "load", "--config", config], stdout=subprocess.PIPE)
+    try:
+        out, _ = proc.communicate(timeout=seconds + WARMUP_SECONDS + CALL_TIMEOUT + WORKER_SLACK)
+    except subprocess.TimeoutExpired:
+        procs.stop(proc)
+        return {"sessions": sessions, "failures": 1, "failure_samples": ["load generator hung (killed)"]}
+    procs.stop(proc)
+    if proc.returncode != 0:
+        return {"sessions": sessions, "failures": 1, "failure_samples": [f"load generator exited {proc.returncode}"]}
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def start_trivial(procs: Processes) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    proc = procs.spawn([sys.executable, __file__, "--role", "trivial", "--port", str(port)])
+    wait_http_ok(port, "/", time.perf_counter() + READY_TIMEOUT, proc)
+    return proc, port
+
+
+def median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def run_benchmark(procs: Processes, seconds: float, session_counts: Sequence[int]) -> dict[str, Any]:
+    print(f"cold start: echo server alone x{CHILD_START_RUNS}, bridge x{COLD_START_RUNS} ...", file=sys.stderr)
+    child_starts = [measure_child_start(procs) for _ in range(CHILD_START_RUNS)]
+    cold = [measure_cold_start(procs) for _ in range(COLD_START_RUNS)]
+    cold_start = {
+        "child_initialize_ms": median(child_starts),
+        "bridge_ready_ms": median([c["ready_ms"] for c in cold]),
+        "bridge_first_call_ms": median([c["first_call_ms"] for c in cold]),
+        "runs": {"child_initialize_ms": child_starts, "bridge": cold},
+    }
+    cold_start["bridge_share_ms"] = cold_start["bridge_ready_ms"] - cold_start["child_initialize_ms"]
+
+    print(f"direct stdio latency ({seconds:g} s) ...", file=sys.stderr)
+    direct = measure_direct_stdio(procs, seconds)
+
+    bridge = start_bridge(procs)
+    try:
+        wait_http_ok(bridge.port, "/readyz", time.perf_counter() + READY_TIMEOUT, bridge.proc)
+        idle_memory = bridge.memory()
+        watch = {"bridge": bridge.proc.pid, "child": bridge.child_pid()}
+        through_bridge = []
+        for sessions in session_counts:
+            print(f"bridge: {sessions} session(s), {seconds:g} s ...", file=sys.stderr)
+            through_bridge.append(run_generator(procs, bridge.url, sessions, seconds, watch))
+            if bridge.proc.poll() is not None:
+                raise RuntimeError(f"the bridge exited with {bridge.proc.returncode}:\n{bridge.log_tail()}")
+        memory = {"idle": idle_memory, "after_load": bridge.memory()}
+    finally:
+        if any(r["failures"] for r in locals().get("through_bridge", [])):
+            print(f"bridge log:\n{bridge.log_tail()}", file=sys.stderr)
+        procs.stop(bridge.proc)
+        bridge.log.close()
+
+    trivial, port = start_trivial(procs)
+    ceiling = []
+    try:
+        for sessions in CEILING_SESSIONS:
+            print(f"trivial server: {sessions} session(s), {seconds:g} s ...", file=sys.stderr)
+            ceiling.append(run_generator(procs, f"http://{HOST}:{port}/mcp", sessions, seconds, {"server": trivial.pid}))
+    finally:
+        procs.stop(trivial)
+
+    return {
+        "cold_start": cold_start,
+        "direct_stdio": direct,
+        "bridge": through_bridge,
+        "ceiling": ceiling,
+        "bridge_memory": memory,
+    }
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def _cpu(result: dict[str, Any], name: str) -> str:
+    value = result.get("cpu_cores", {}).get(name)
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
+def render(report: dict[str, Any]) -> str:
+    res = report["results"]
+    cold, direct, memory = res["cold_start"], res["direct_stdio"], res["bridge_memory"]
+    bridge_by_n = {r["sessions"]: r for r in res["bridge"]}
+    ceiling_by_n = {r["sessions"]: r for r in res["ceiling"]}
+    one = bridge_by_n.get(LATENCY_SESSIONS, {})
+    lines = [
+        f"plexus-bridge stdio benchmark: echo server, {report['config']['seconds']:g} s windows, "
+        f"{report['machine']['cpus']} CPUs, Python {report['machine']['python']}",
+        "",
+        "1. Latency of tools/call echo, 1 session        p50 ms   p99 ms    calls",
+        f"   direct stdio (blocking pipe client)      {_fmt(direct['p50_ms'], '8.3f')} {_fmt(direct['p99_ms'], '8.3f')}"
+        f" {direct['calls_in_window']:8d}",
+    ]
+    for label, row in (("through the bridge (aiohttp client)  ", one), ("trivial HTTP server (client floor)   ", ceiling_by_n.get(1, {}))):
+        lines.append(
+            f"   {label}   {_fmt(row.get('p50_ms'), '8.3f')} {_fmt(row.get('p99_ms'), '8.3f')}"
+            f" {_fmt(row.get('calls_in_window'), '8d')}"
+        )
+    lines += [
+        "",
+        "2. Throughput             sessions    calls/s   p50 ms   p99 ms  gen CPU  bridge CPU  child/server CPU  fail",
+    ]
+    rows = [("bridge", r, "child") for r in res["bridge"]] + [("trivial server", r, "server") for r in res["ceiling"]]
+    for label, row, other in rows:
+        lines.append(
+            f"   {label:<22}{row['sessions']:>9d} {_fmt(row.get('calls_per_s'), '10.0f')} {_fmt(row.get('p50_ms'), '8.3f')}"
+            f" {_fmt(row.get('p99_ms'), '8.3f')} {_cpu(row, 'generator'):>8} {_cpu(row, 'bridge'):>11}"
+            f" {_cpu(row, other):>17} {row['failures']:>5d}"
+        )
+    lines += [
+        "   (CPU: share of one core during the window; 200% = both cores of a 2-CPU machine)",
+        "",
+        f"3. Cold start (median of {COLD_START_RUNS}; echo server alone: median of {CHILD_START_RUNS})          ms",
+        f"   echo server alone: spawn -> initialize answered      {cold['child_initialize_ms']:8.1f}",
+        f"   bridge: spawn -> /readyz 200                          {cold['bridge_ready_ms']:8.1f}",
+        f"   bridge: spawn -> first tools/call verified            {cold['bridge_first_call_ms']:8.1f}",
+        f"   bridge's share (ready - echo server alone)            {cold['bridge_share_ms']:8.1f}",
+        "",
+        f"4. Bridge process memory: VmHWM after load {memory['after_load']['vm_hwm_mb']:.1f} MB"
+        f" (VmRSS idle {memory['idle']['vm_rss_mb']:.1f} MB, after load {memory['after_load']['vm_rss_mb']:.1f} MB)",
+        "",
+        "Targets (informational)",
+    ]
+    at16 = bridge_by_n.get(16, {}).get("calls_per_s")
+    checks = [
+        (f"calls/s at 16 sessions >= {TARGET_CALLS_PER_S_16:.0f}", at16, at16 is not None and at16 >= TARGET_CALLS_PER_S_16),
+        (f"p50 at 1 session < {TARGET_P50_MS_1} ms", one.get("p50_ms"), (one.get("p50_ms") or math.inf) < TARGET_P50_MS_1),
+        (f"bridge VmHWM < {TARGET_RSS_MB:.0f} MB", memory["after_load"]["vm_hwm_mb"], memory["after_load"]["vm_hwm_mb"] < TARGET_RSS_MB),
+        (f"ready - child start < {TARGET_READY_OVER_CHILD_MS:.0f} ms", cold["bridge_share_ms"], cold["bridge_share_ms"] < TARGET_READY_OVER_CHILD_MS),
+    ]  # fmt: skip
+    lines += [f"   {'met   ' if ok else 'MISSED'} {name:<40} {_fmt(value, '.3f')}" for name, value, ok in checks]
+    failures = report["failures"]
+    lines += ["", f"Verification failures: {failures}"]
+    for section in (res["bridge"], res["ceiling"], [direct]):
+        for row in section:
+            lines += [f"   {sample}" for sample in row.get("failure_samples", [])]
+    return "\n".join(lines)
+
+
+def parse_sessions(raw: str) -> list[int]:
+    counts = sorted({int(part) for part in raw.split(",") if part.strip()})
+    if not counts or counts[0] < 1:
+        raise argparse.ArgumentTypeError("--sessions takes positive integers, e.g. 1,16,64")
+    return counts
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS, help="measured window per point")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file")
+    parser.add_argument(
+        "--sessions",
+        type=parse_sessions,
+        default=list(DEFAULT_SESSIONS),
+        help="comma-separated concurrent session counts through the bridge (1 is always added: the latency point)",
+    )
+    parser.add_argument("--role", choices=["load", "trivial"], help=argparse.SUPPRESS)
+    parser.add_argument("--config", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    return parser
+
+
+@contextlib.contextmanager
+def exit_on_signals() -> Iterator[None]:
+    """SIGTERM/SIGHUP end the run like Ctrl-C does, so the cleanup below runs."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.role == "load":
+        load_main(args.config)
+        return 0
+    if args.role == "trivial":
+        trivial_main(args.port)
+        return 0
+    if args.seconds <= 0:
+        raise SystemExit("--seconds must be positive")
+    sessions = sorted({LATENCY_SESSIONS, *args.sessions})
+    procs = Processes()
+    try:
+        with exit_on_signals():
+            results = run_benchmark(procs, args.seconds, sessions)
+    except KeyboardInterrupt:
+        print("interrupted: stopping subprocesses", file=sys.stderr)
+        return 130
+    finally:
+        procs.stop_all()
+    failures = results["direct_stdio"]["failures"] + sum(r["failures"] for r in (*results["bridge"], *results["ceiling"]))
+    report = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "loadavg_before": os.getloadavg(),
+        },
+        "config": {"seconds": args.seconds, "sessions": sessions, "warmup_s": WARMUP_SECONDS},
+        "results": results,
+        "failures": failures,
+    }
+    print(render(report))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

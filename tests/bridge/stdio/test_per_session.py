@@ -1,0 +1,57 @@
+"""Per-session mode: a server per client session, bounded, ended by DELETE, and mirroring the client."""
+
+from __future__ import annotations
+
+import os
+
+import anyio
+import httpx2
+import pytest
+from mcp.client import Client
+
+from tests.bridge.wire import WireSession
+from tests.conftest import ECHO_SERVER, run_bridge
+
+pytestmark = pytest.mark.anyio
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_each_session_gets_its_own_server_and_delete_stops_it() -> None:
+    """Two sessions see two server processes; DELETE stops that session's server; --max-children is enforced."""
+    with run_bridge("--session-mode", "per-session", "--max-children", "2", "--", *ECHO_SERVER) as bridge:
+        async with httpx2.AsyncClient(timeout=10) as client:
+            first, second, third = (WireSession(client, bridge.mcp) for _ in range(3))
+            await first.initialize()
+            await second.initialize()
+            pids = [int((await s.call(1, "pid", {}))["result"]["content"][0]["text"]) for s in (first, second)]
+            assert pids[0] != pids[1]
+            refused = await client.post(
+                bridge.mcp,
+                headers={"accept": "application/json", "content-type": "application/json"},
+                json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25",
+                      "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+            )
+            assert refused.status_code == 503 and "--max-children" in refused.json()["error"]["message"]
+            await client.delete(bridge.mcp, headers={"mcp-session-id": first.session_id})
+            with anyio.fail_after(10):
+                while alive(pids[0]):
+                    await anyio.sleep(0.05)
+            assert alive(pids[1])
+            await third.initialize()
+
+
+async def test_modern_clients_fall_back_to_the_handshake_in_per_session_mode() -> None:
+    """The SDK client in auto mode is told 2026-07-28 needs no session here, and lands on 2025-11-25."""
+    with run_bridge("--session-mode", "per-session", "--", *ECHO_SERVER) as bridge:
+        with anyio.fail_after(20):
+            async with Client(bridge.mcp) as client:
+                result = await client.call_tool("echo", {"message": "per session"})
+                assert result.content[0].text == "per session"  # type: ignore[union-attr]
+                assert client.protocol_version == "2025-11-25"
