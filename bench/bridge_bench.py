@@ -284,7 +284,9 @@ async def run_load(config: dict[str, Any]) -> dict[str, Any]:
     window_end = min([times["end"], *(r.capped_at for r in results if r.capped_at is not None)])
     latencies: list[float] = []
     for r in results:
-        latencies.extend(lat for done, lat in zip(r.done_at, r.latency, strict=True) if window_start <= done <= window_end)
+        latencies.extend(
+            lat for done, lat in zip(r.done_at, r.latency, strict=True) if window_start <= done <= window_end
+        )
     return {
         "sessions": sessions,
         "window_s": window_end - window_start,
@@ -549,13 +551,13 @@ def measure_direct_stdio(procs: Processes, seconds: float) -> dict[str, Any]:
                 failure_count += 1
                 if len(failures) < FAILURE_SAMPLES:
                     failures.append(problem)
-            elif sent >= window_start:
+            elif window_start <= done <= end:
                 latencies.append(done - sent)
     finally:
         client.close()
     return {
         "calls_in_window": len(latencies),
-        "calls_per_s": len(latencies) / max(1e-9, sum(latencies)),
+        "calls_per_s": len(latencies) / seconds,
         **latency_summary(latencies),
         "failures": failure_count,
         "failure_samples": failures,
@@ -595,23 +597,24 @@ def run_benchmark(procs: Processes, seconds: float, session_counts: Sequence[int
     print(f"cold start: echo server alone x{CHILD_START_RUNS}, bridge x{COLD_START_RUNS} ...", file=sys.stderr)
     child_starts = [measure_child_start(procs) for _ in range(CHILD_START_RUNS)]
     cold = [measure_cold_start(procs) for _ in range(COLD_START_RUNS)]
+    child_ms, ready_ms = median(child_starts), median([c["ready_ms"] for c in cold])
     cold_start = {
-        "child_initialize_ms": median(child_starts),
-        "bridge_ready_ms": median([c["ready_ms"] for c in cold]),
+        "child_initialize_ms": child_ms,
+        "bridge_ready_ms": ready_ms,
         "bridge_first_call_ms": median([c["first_call_ms"] for c in cold]),
+        "bridge_share_ms": ready_ms - child_ms,
         "runs": {"child_initialize_ms": child_starts, "bridge": cold},
     }
-    cold_start["bridge_share_ms"] = cold_start["bridge_ready_ms"] - cold_start["child_initialize_ms"]
 
     print(f"direct stdio latency ({seconds:g} s) ...", file=sys.stderr)
     direct = measure_direct_stdio(procs, seconds)
 
     bridge = start_bridge(procs)
+    through_bridge: list[dict[str, Any]] = []
     try:
         wait_http_ok(bridge.port, "/readyz", time.perf_counter() + READY_TIMEOUT, bridge.proc)
         idle_memory = bridge.memory()
         watch = {"bridge": bridge.proc.pid, "child": bridge.child_pid()}
-        through_bridge = []
         for sessions in session_counts:
             print(f"bridge: {sessions} session(s), {seconds:g} s ...", file=sys.stderr)
             through_bridge.append(run_generator(procs, bridge.url, sessions, seconds, watch))
@@ -619,7 +622,7 @@ def run_benchmark(procs: Processes, seconds: float, session_counts: Sequence[int
                 raise RuntimeError(f"the bridge exited with {bridge.proc.returncode}:\n{bridge.log_tail()}")
         memory = {"idle": idle_memory, "after_load": bridge.memory()}
     finally:
-        if any(r["failures"] for r in locals().get("through_bridge", [])):
+        if any(r["failures"] for r in through_bridge):
             print(f"bridge log:\n{bridge.log_tail()}", file=sys.stderr)
         procs.stop(bridge.proc)
         bridge.log.close()
@@ -629,7 +632,9 @@ def run_benchmark(procs: Processes, seconds: float, session_counts: Sequence[int
     try:
         for sessions in CEILING_SESSIONS:
             print(f"trivial server: {sessions} session(s), {seconds:g} s ...", file=sys.stderr)
-            ceiling.append(run_generator(procs, f"http://{HOST}:{port}/mcp", sessions, seconds, {"server": trivial.pid}))
+            ceiling.append(
+                run_generator(procs, f"http://{HOST}:{port}/mcp", sessions, seconds, {"server": trivial.pid})
+            )
     finally:
         procs.stop(trivial)
 
@@ -651,6 +656,18 @@ def _cpu(result: dict[str, Any], name: str) -> str:
     return "-" if value is None else f"{value * 100:.0f}%"
 
 
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Left-aligned first column, right-aligned others, two spaces apart, indented by three."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return [
+        "   "
+        + "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in [header, *rows]
+    ]
+
+
 def render(report: dict[str, Any]) -> str:
     res = report["results"]
     cold, direct, memory = res["cold_start"], res["direct_stdio"], res["bridge_memory"]
@@ -661,50 +678,82 @@ def render(report: dict[str, Any]) -> str:
         f"plexus-bridge stdio benchmark: echo server, {report['config']['seconds']:g} s windows, "
         f"{report['machine']['cpus']} CPUs, Python {report['machine']['python']}",
         "",
-        "1. Latency of tools/call echo, 1 session        p50 ms   p99 ms    calls",
-        f"   direct stdio (blocking pipe client)      {_fmt(direct['p50_ms'], '8.3f')} {_fmt(direct['p99_ms'], '8.3f')}"
-        f" {direct['calls_in_window']:8d}",
+        "1. Latency of tools/call echo, 1 session, back to back",
     ]
-    for label, row in (("through the bridge (aiohttp client)  ", one), ("trivial HTTP server (client floor)   ", ceiling_by_n.get(1, {}))):
-        lines.append(
-            f"   {label}   {_fmt(row.get('p50_ms'), '8.3f')} {_fmt(row.get('p99_ms'), '8.3f')}"
-            f" {_fmt(row.get('calls_in_window'), '8d')}"
-        )
-    lines += [
-        "",
-        "2. Throughput             sessions    calls/s   p50 ms   p99 ms  gen CPU  bridge CPU  child/server CPU  fail",
+    latency_rows = [
+        ("direct stdio (blocking pipe client)", direct),
+        ("through the bridge (aiohttp client)", one),
+        ("trivial HTTP server (client's own floor)", ceiling_by_n.get(1, {})),
     ]
+    lines += table(
+        ["", "p50 ms", "p90 ms", "p99 ms", "calls"],
+        [
+            [
+                label,
+                *(_fmt(row.get(k), ".3f") for k in ("p50_ms", "p90_ms", "p99_ms")),
+                _fmt(row.get("calls_in_window"), "d"),
+            ]
+            for label, row in latency_rows
+        ],
+    )
+    lines += ["", "2. Throughput (calls completed in the window; CPU = share of one core, 2 CPUs = 200%)"]
     rows = [("bridge", r, "child") for r in res["bridge"]] + [("trivial server", r, "server") for r in res["ceiling"]]
-    for label, row, other in rows:
-        lines.append(
-            f"   {label:<22}{row['sessions']:>9d} {_fmt(row.get('calls_per_s'), '10.0f')} {_fmt(row.get('p50_ms'), '8.3f')}"
-            f" {_fmt(row.get('p99_ms'), '8.3f')} {_cpu(row, 'generator'):>8} {_cpu(row, 'bridge'):>11}"
-            f" {_cpu(row, other):>17} {row['failures']:>5d}"
-        )
+    lines += table(
+        ["", "sessions", "calls/s", "p50 ms", "p99 ms", "gen CPU", "bridge CPU", "child/server CPU", "failures"],
+        [
+            [
+                label,
+                str(row["sessions"]),
+                _fmt(row.get("calls_per_s"), ".0f"),
+                _fmt(row.get("p50_ms"), ".3f"),
+                _fmt(row.get("p99_ms"), ".3f"),
+                _cpu(row, "generator"),
+                _cpu(row, "bridge"),
+                _cpu(row, other),
+                str(row["failures"]),
+            ]
+            for label, row, other in rows
+        ],
+    )
+    lines += ["", f"3. Cold start (median of {COLD_START_RUNS}; echo server alone: median of {CHILD_START_RUNS})"]
+    lines += table(
+        ["", "ms"],
+        [
+            ["echo server alone: spawn -> initialize answered", f"{cold['child_initialize_ms']:.1f}"],
+            ["bridge: spawn -> /readyz 200", f"{cold['bridge_ready_ms']:.1f}"],
+            ["bridge: spawn -> first tools/call verified", f"{cold['bridge_first_call_ms']:.1f}"],
+            ["bridge's share (ready - echo server alone)", f"{cold['bridge_share_ms']:.1f}"],
+        ],
+    )
     lines += [
-        "   (CPU: share of one core during the window; 200% = both cores of a 2-CPU machine)",
-        "",
-        f"3. Cold start (median of {COLD_START_RUNS}; echo server alone: median of {CHILD_START_RUNS})          ms",
-        f"   echo server alone: spawn -> initialize answered      {cold['child_initialize_ms']:8.1f}",
-        f"   bridge: spawn -> /readyz 200                          {cold['bridge_ready_ms']:8.1f}",
-        f"   bridge: spawn -> first tools/call verified            {cold['bridge_first_call_ms']:8.1f}",
-        f"   bridge's share (ready - echo server alone)            {cold['bridge_share_ms']:8.1f}",
         "",
         f"4. Bridge process memory: VmHWM after load {memory['after_load']['vm_hwm_mb']:.1f} MB"
         f" (VmRSS idle {memory['idle']['vm_rss_mb']:.1f} MB, after load {memory['after_load']['vm_rss_mb']:.1f} MB)",
         "",
-        "Targets (informational)",
+        "Targets (informational; they do not change the exit status)",
     ]
-    at16 = bridge_by_n.get(16, {}).get("calls_per_s")
+    at16: float | None = bridge_by_n.get(16, {}).get("calls_per_s")
+    p50: float | None = one.get("p50_ms")
+    hwm: float = memory["after_load"]["vm_hwm_mb"]
+    share: float = cold["bridge_share_ms"]
     checks = [
-        (f"calls/s at 16 sessions >= {TARGET_CALLS_PER_S_16:.0f}", at16, at16 is not None and at16 >= TARGET_CALLS_PER_S_16),
-        (f"p50 at 1 session < {TARGET_P50_MS_1} ms", one.get("p50_ms"), (one.get("p50_ms") or math.inf) < TARGET_P50_MS_1),
-        (f"bridge VmHWM < {TARGET_RSS_MB:.0f} MB", memory["after_load"]["vm_hwm_mb"], memory["after_load"]["vm_hwm_mb"] < TARGET_RSS_MB),
-        (f"ready - child start < {TARGET_READY_OVER_CHILD_MS:.0f} ms", cold["bridge_share_ms"], cold["bridge_share_ms"] < TARGET_READY_OVER_CHILD_MS),
-    ]  # fmt: skip
-    lines += [f"   {'met   ' if ok else 'MISSED'} {name:<40} {_fmt(value, '.3f')}" for name, value, ok in checks]
-    failures = report["failures"]
-    lines += ["", f"Verification failures: {failures}"]
+        (
+            f"calls/s at 16 sessions >= {TARGET_CALLS_PER_S_16:.0f}",
+            at16,
+            at16 is not None and at16 >= TARGET_CALLS_PER_S_16,
+        ),
+        (f"p50 ms at 1 session < {TARGET_P50_MS_1}", p50, p50 is not None and p50 < TARGET_P50_MS_1),
+        (f"bridge VmHWM MB < {TARGET_RSS_MB:.0f}", hwm, hwm < TARGET_RSS_MB),
+        (
+            f"ready - echo server alone, ms < {TARGET_READY_OVER_CHILD_MS:.0f}",
+            share,
+            share < TARGET_READY_OVER_CHILD_MS,
+        ),
+    ]
+    lines += table(
+        ["", "measured", ""], [[name, _fmt(value, ".3f"), "met" if ok else "MISSED"] for name, value, ok in checks]
+    )
+    lines += ["", f"Verification failures: {report['failures']}"]
     for section in (res["bridge"], res["ceiling"], [direct]):
         for row in section:
             lines += [f"   {sample}" for sample in row.get("failure_samples", [])]
@@ -760,6 +809,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.seconds <= 0:
         raise SystemExit("--seconds must be positive")
     sessions = sorted({LATENCY_SESSIONS, *args.sessions})
+    loadavg_before = os.getloadavg()
     procs = Processes()
     try:
         with exit_on_signals():
@@ -769,13 +819,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         procs.stop_all()
-    failures = results["direct_stdio"]["failures"] + sum(r["failures"] for r in (*results["bridge"], *results["ceiling"]))
+    failures = results["direct_stdio"]["failures"] + sum(
+        r["failures"] for r in (*results["bridge"], *results["ceiling"])
+    )
     report = {
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
-            "loadavg_before": os.getloadavg(),
+            "loadavg_before": loadavg_before,
         },
         "config": {"seconds": args.seconds, "sessions": sessions, "warmup_s": WARMUP_SECONDS},
         "results": results,
