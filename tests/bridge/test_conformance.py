@@ -1,5 +1,4 @@
-"""
-The official conformance suite through the bridge gives the same verdicts as against the same server directly.
+"""The official conformance suite through the bridge gives the same verdicts as against the same server directly.
 
 "Directly" is the fixture server served by the SDK's own streamable-HTTP transport; through the bridge it runs as a
 stdio child. The bridge answers plain JSON where the server streams SSE, so the suite's optional SSE check reports

@@ -23,7 +23,7 @@ async def test_server_everything_lists_and_calls_in_both_eras(mode: str) -> None
     """Tools, prompts and resources of server-everything reach the client whichever era it negotiates."""
     with run_bridge("--", node_bin("mcp-server-everything"), "stdio") as bridge:
         with anyio.fail_after(20):
-            async with Client(bridge.mcp, mode=mode) as client:  # type: ignore[arg-type]
+            async with Client(bridge.mcp, mode=mode) as client:
                 tools = {tool.name for tool in (await client.list_tools()).tools}
                 assert {"echo", "get-sum", "get-tiny-image"} <= tools
                 echoed = await client.call_tool("echo", {"message": f"hello {mode}"})
@@ -46,7 +46,7 @@ async def test_server_filesystem_reads_a_file_through_the_bridge(mode: str, tmp_
     (tmp_path / "note.txt").write_text("plexus was here\n")
     with run_bridge("--", node_bin("mcp-server-filesystem"), str(tmp_path)) as bridge:
         with anyio.fail_after(20):
-            async with Client(bridge.mcp, mode=mode) as client:  # type: ignore[arg-type]
+            async with Client(bridge.mcp, mode=mode) as client:
                 tools = (await client.list_tools()).tools
                 assert len(tools) >= 14
                 listing = await client.call_tool("list_directory", {"path": str(tmp_path)})
@@ -61,7 +61,7 @@ async def test_mcp_server_time_answers_through_the_bridge(mode: str) -> None:
     server = str(Path(sys.executable).parent / "mcp-server-time")
     with run_bridge("--", server, "--local-timezone", "UTC") as bridge:
         with anyio.fail_after(20):
-            async with Client(bridge.mcp, mode=mode) as client:  # type: ignore[arg-type]
+            async with Client(bridge.mcp, mode=mode) as client:
                 names = {tool.name for tool in (await client.list_tools()).tools}
                 assert names == {"get_current_time", "convert_time"}
                 result = await client.call_tool(

@@ -25,7 +25,11 @@ class WireSession:
                 "jsonrpc": "2.0",
                 "id": 0,
                 "method": "initialize",
-                "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "1"},
+                },
             },
         )
         assert response.status_code == 200, response.text
@@ -41,7 +45,12 @@ class WireSession:
 
     async def call(self, request_id: int, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         response = await self.post(
-            {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
+            {
+                "jsonrpc": "2.0",
+                "id": request_id,
+                "method": "tools/call",
+                "params": {"name": name, "arguments": arguments},
+            }
         )
         assert response.headers["content-type"].startswith("application/json"), response.text
         reply: dict[str, Any] = response.json()

@@ -35,8 +35,16 @@ async def test_each_session_gets_its_own_server_and_delete_stops_it() -> None:
             refused = await client.post(
                 bridge.mcp,
                 headers={"accept": "application/json", "content-type": "application/json"},
-                json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25",
-                      "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+                json={
+                    "jsonrpc": "2.0",
+                    "id": 0,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-11-25",
+                        "capabilities": {},
+                        "clientInfo": {"name": "t", "version": "1"},
+                    },
+                },
             )
             assert refused.status_code == 503 and "--max-children" in refused.json()["error"]["message"]
             await client.delete(bridge.mcp, headers={"mcp-session-id": first.session_id})
