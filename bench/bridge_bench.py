@@ -159,6 +159,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds spent by everything on the machine (all CPUs, not idle or waiting for I/O), from /proc/stat."""
+    with open("/proc/stat", "rb") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle, iowait = fields[3], fields[4]
+    return (sum(fields[:8]) - idle - iowait) / CLOCK_TICKS
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
@@ -187,9 +195,23 @@ class SessionResult:
             self.samples.append(what)
 
 
-async def load_session(
-    index: int, url: str, nonce: str, start: asyncio.Event, times: dict[str, float], result: SessionResult
-) -> None:
+@dataclass
+class Window:
+    """Shared by one generator's sessions: setup counting, then the start signal and the end of the window."""
+
+    sessions: int
+    set_up: int = 0
+    all_set_up: asyncio.Event = field(default_factory=asyncio.Event)
+    go: asyncio.Event = field(default_factory=asyncio.Event)
+    end: float = math.inf
+
+    def session_set_up(self) -> None:
+        self.set_up += 1
+        if self.set_up == self.sessions:
+            self.all_set_up.set()
+
+
+async def load_session(index: int, url: str, nonce: str, window: Window, result: SessionResult) -> None:
     """One MCP client: own connection, initialize, then echo calls back to back until the window ends."""
     import aiohttp
 
@@ -216,11 +238,9 @@ async def load_session(
             result.fail(f"session setup: {type(exc).__name__}: {exc}")
             return
         finally:
-            times["ready"] += 1
-            if times["ready"] == times["sessions"]:
-                start.set()
-        await start.wait()
-        end = times["end"]
+            window.session_set_up()
+        await window.go.wait()
+        end = window.end
         clock = time.perf_counter
         post = http_session.post
         request_id = 0
@@ -260,28 +280,30 @@ async def run_load(config: dict[str, Any]) -> dict[str, Any]:
     seconds: float = config["seconds"]
     watch: dict[str, int] = config["watch"]
     nonce = secrets.token_hex(4)
-    start = asyncio.Event()
-    times = {"ready": 0.0, "sessions": float(sessions), "end": math.inf}
+    window = Window(sessions)
     results = [SessionResult() for _ in range(sessions)]
-    tasks = [
-        asyncio.create_task(load_session(i, config["url"], nonce, start, times, results[i])) for i in range(sessions)
-    ]
-    await start.wait()
+    tasks = [asyncio.create_task(load_session(i, config["url"], nonce, window, results[i])) for i in range(sessions)]
+    await window.all_set_up.wait()
     # All sessions are set up: warm up, then the measured window.
     window_start = time.perf_counter() + WARMUP_SECONDS
-    times["end"] = window_start + seconds
+    window.end = window_start + seconds
+    window.go.set()
     await asyncio.sleep(WARMUP_SECONDS)
     cpu_before = {name: cpu_seconds(pid) for name, pid in watch.items()}
+    machine_before = machine_busy_seconds()
     own_before = os.times()
     wall_before = time.perf_counter()
-    await asyncio.sleep(max(0.0, times["end"] - time.perf_counter()))
+    await asyncio.sleep(max(0.0, window.end - time.perf_counter()))
     wall = time.perf_counter() - wall_before
     own_after = os.times()
+    machine = (machine_busy_seconds() - machine_before) / wall
     cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / wall for name, pid in watch.items()}
     cpu["generator"] = (own_after.user + own_after.system - own_before.user - own_before.system) / wall
+    cpu["machine"] = machine
+    cpu["others"] = max(0.0, machine - sum(cpu[name] for name in (*watch, "generator")))
     await asyncio.gather(*tasks)
 
-    window_end = min([times["end"], *(r.capped_at for r in results if r.capped_at is not None)])
+    window_end = min([window.end, *(r.capped_at for r in results if r.capped_at is not None)])
     latencies: list[float] = []
     for r in results:
         latencies.extend(
@@ -696,10 +718,10 @@ def render(report: dict[str, Any]) -> str:
             for label, row in latency_rows
         ],
     )
-    lines += ["", "2. Throughput (calls completed in the window; CPU = share of one core, 2 CPUs = 200%)"]
+    lines += ["", "2. Throughput (calls completed in the window)"]
     rows = [("bridge", r, "child") for r in res["bridge"]] + [("trivial server", r, "server") for r in res["ceiling"]]
     lines += table(
-        ["", "sessions", "calls/s", "p50 ms", "p99 ms", "gen CPU", "bridge CPU", "child/server CPU", "failures"],
+        ["", "sessions", "calls/s", "p50 ms", "p99 ms", "gen CPU", "bridge CPU", "child/server", "others", "fail"],
         [
             [
                 label,
@@ -710,11 +732,13 @@ def render(report: dict[str, Any]) -> str:
                 _cpu(row, "generator"),
                 _cpu(row, "bridge"),
                 _cpu(row, other),
+                _cpu(row, "others"),
                 str(row["failures"]),
             ]
             for label, row, other in rows
         ],
     )
+    lines.append("   CPU columns: share of one core over the window (2 CPUs = 200%); others: every other process")
     lines += ["", f"3. Cold start (median of {COLD_START_RUNS}; echo server alone: median of {CHILD_START_RUNS})"]
     lines += table(
         ["", "ms"],

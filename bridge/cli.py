@@ -18,7 +18,7 @@ from typing import Any
 
 import uvicorn
 
-from bridge import __version__
+from bridge._version import __version__
 from bridge.exceptions import ConfigError
 from bridge.http import create_app
 from bridge.settings import BridgeSettings

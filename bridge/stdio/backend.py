@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
-from bridge import __version__
+from bridge._version import __version__
 from bridge.exceptions import ServerUnavailable
 from bridge.jsonrpc import Message, result_bytes
 from bridge.sessions import Session

@@ -103,6 +103,7 @@ class Supervisor:
             self.stopped.set()
 
     async def _run_once(self) -> str:
+        """Run the server once, from connect to exit; return how it ended."""
         try:
             link = await self._connect()
         except OSError as exc:
@@ -111,28 +112,31 @@ class Supervisor:
         self.relay.connect(link.write)
         reader = asyncio.create_task(self._pump(link), name="stdio-reader")
         try:
-            await self._handshake(reader)
+            await self._handshake()
         except (ServerUnavailable, TimeoutError) as exc:
-            logger.error("The MCP server did not complete initialize: %s", exc)
+            if not reader.done():
+                # Alive but unable to initialize: stop it, and the restart policy decides what comes next.
+                logger.error("The MCP server did not complete initialize (%s); stopping it.", exc or "timed out")
+                await link.close()
         except asyncio.CancelledError:
             reader.cancel()
             raise
-        await asyncio.shield(reader)
-        self.ready.clear()
-        reason = await link.ended()
-        self.relay.disconnect(reason)
+        reason = await reader
         self._link = None
         await link.close()
         return reason
 
-    async def _pump(self, link: Link) -> None:
+    async def _pump(self, link: Link) -> str:
+        """Route every line the server writes; when it is gone, fail what was in flight at once."""
         async for line in read_lines(link.reader, self._max_message_bytes):
             self.relay.receive(line)
+        reason = await link.ended()
+        self.ready.clear()
+        self.relay.disconnect(reason)
+        return reason
 
-    async def _handshake(self, reader: asyncio.Task[None]) -> None:
+    async def _handshake(self) -> None:
         result = await self.call("initialize", self.init_params, timeout=self._policy.handshake_timeout)
-        if reader.done():
-            return
         self.init_result = result
         self.relay.send({"method": "notifications/initialized"})
         for message in self.relay.restore():

@@ -46,7 +46,8 @@ async def test_sigterm_lets_calls_in_flight_finish_then_stops_the_server() -> No
             with anyio.fail_after(10):
                 reply = await session.call(2, "echo", {"message": "finish me"})
             assert reply["result"]["content"][0]["text"] == "finish me"
-        assert bridge.process.wait(timeout=10) == 0
+        # uvicorn re-raises the signal once it has shut down gracefully, so the exit status is SIGTERM's.
+        assert bridge.process.wait(timeout=10) in (0, -signal.SIGTERM)
         exited = subprocess.run(["kill", "-0", str(pid)], capture_output=True)
         assert exited.returncode != 0, "the server must be stopped with the bridge"
 
