@@ -104,7 +104,7 @@ async def test_log_messages_respect_each_sessions_level() -> None:
     """A session at `error` does not get `info` lines; one with no level set gets everything."""
     relay, _ = wired()
     quiet, chatty = Client("error"), Client()
-    relay.peers.update({quiet, chatty})  # type: ignore[arg-type]
+    relay.peers.update({quiet, chatty})
     reply(relay, {"method": "notifications/message", "params": {"level": "info", "data": "hi"}})
     assert not quiet.delivered and chatty.delivered[0]["params"]["data"] == "hi"
 
@@ -114,7 +114,7 @@ async def test_resource_updates_reach_only_subscribers() -> None:
     relay, _ = wired()
     subscriber, other = Client(), Client()
     subscriber.subscriptions.add("test://a")
-    relay.peers.update({subscriber, other})  # type: ignore[arg-type]
+    relay.peers.update({subscriber, other})
     reply(relay, {"method": "notifications/resources/updated", "params": {"uri": "test://a"}})
     assert subscriber.delivered and not other.delivered
 
@@ -123,7 +123,7 @@ async def test_server_requests_go_to_the_only_client_with_a_call_in_flight() -> 
     """A sampling request rides on the stream of the call in flight; its answer goes back to the server."""
     relay, written = wired()
     caller, idle = Client(), Client()
-    relay.peers.update({caller, idle})  # type: ignore[arg-type]
+    relay.peers.update({caller, idle})
     exchange = request(relay, caller, 1)
     reply(relay, {"id": 99, "method": "sampling/createMessage", "params": {}})
     data, final = await exchange.next()
