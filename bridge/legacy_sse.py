@@ -124,7 +124,9 @@ class SSEEndpoint:
             async with asyncio.timeout(state.settings.request_timeout):
                 final = False
                 while not final:
-                    data, final = await exchange.next()
+                    item = await exchange.next()
+                    assert item is not None  # no timeout given: only a message ends the wait
+                    data, final = item
                     session.push(data)
             outcome = "ok" if exchange.error_code is None else "error"
         except TimeoutError:

@@ -65,31 +65,65 @@ REMOVED_IN_MODERN: Final = frozenset(
 )
 """Methods protocol 2026-07-28 dropped; a modern client sending one is told so instead of reaching the server."""
 
+DISCONNECT_WATCH_AFTER: Final = 1.0
+"""Seconds a request may take before the bridge starts watching for its client to disconnect."""
+
 _MODERN_VERSIONS: Final = frozenset(v.encode() for v in MODERN_PROTOCOL_VERSIONS)
 _HANDSHAKE_VERSIONS: Final = frozenset(v.encode() for v in HANDSHAKE_PROTOCOL_VERSIONS)
 
 
+class _ClientGone(Exception):
+    """The client closed its connection before the reply."""
+
+
 async def respond(
-    state: BridgeState, exchange: Exchange, send: Send, *, sse_ok: bool, headers: list[tuple[bytes, bytes]] | None
+    state: BridgeState,
+    exchange: Exchange,
+    receive: Receive,
+    send: Send,
+    *,
+    sse_ok: bool,
 ) -> str:
     """Answer one request: a single JSON body when the reply comes first, else an SSE stream ending with the reply.
 
     Returns the outcome for the metrics. A reply that does not come within the request timeout is an error that
-    names the flag to raise, and the server is told to stop working on it.
+    names the flag to raise; a client that leaves before its reply (how 2026-07-28 clients cancel) stops waiting.
+    Either way the server is told to stop working on the request. Fast replies pay for none of this watching.
     """
-    streaming = False
+    loop = asyncio.get_running_loop()
     timeout = state.settings.request_timeout
+    deadline = loop.time() + timeout
+    watcher: asyncio.Future[None] | None = None
+
+    async def pull() -> tuple[bytes, bool]:
+        nonlocal watcher
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError
+            item = await exchange.next(remaining if watcher is not None else min(remaining, DISCONNECT_WATCH_AFTER))
+            if item is not None:
+                return item
+            if watcher is None:
+                watcher = asyncio.ensure_future(wait_disconnect(receive))
+                watcher.add_done_callback(lambda _: exchange.wake())
+            elif watcher.done():
+                raise _ClientGone
+
+    streaming = False
     try:
-        async with asyncio.timeout(timeout):
-            data, final = await exchange.next()
-            if not final and sse_ok:
-                streaming = True
-                await start_sse(send, headers)
-                await send({"type": "http.response.body", "body": sse_event(data), "more_body": True})
-            while not final:
-                data, final = await exchange.next()
-                if streaming:
-                    await send({"type": "http.response.body", "body": sse_event(data), "more_body": not final})
+        data, final = await pull()
+        if not final and sse_ok:
+            streaming = True
+            await start_sse(send)
+            await send({"type": "http.response.body", "body": sse_event(data), "more_body": True})
+        while not final:
+            data, final = await pull()
+            if streaming:
+                await send({"type": "http.response.body", "body": sse_event(data), "more_body": not final})
+    except _ClientGone:
+        state.backend.relay_for(exchange.peer).cancel(exchange, "the client closed its connection")
+        return "disconnected"
     except TimeoutError:
         state.backend.relay_for(exchange.peer).cancel(exchange, f"timed out after {timeout:.0f} s")
         data = error_bytes(
@@ -101,13 +135,16 @@ async def respond(
         if streaming:
             await send({"type": "http.response.body", "body": sse_event(data), "more_body": False})
         else:
-            await send_json(send, 200, data, headers)
+            await send_json(send, 200, data)
         return "timeout"
+    finally:
+        if watcher is not None:
+            watcher.cancel()
     if not streaming:
         status = 200
         if exchange.modern and exchange.error_code is not None:
             status = ERROR_CODE_HTTP_STATUS.get(exchange.error_code, 200)
-        await send_json(send, status, data, headers)
+        await send_json(send, status, data)
     return "ok" if exchange.error_code is None else "error"
 
 
@@ -208,7 +245,7 @@ class StreamableHTTPEndpoint:
             return
         if "method" in message:
             if "id" in message:
-                await self._request(send, session, message, sse_ok)
+                await self._request(receive, send, session, message, sse_ok)
                 return
             state.backend.notify(session, message)
         elif "id" in message and ("result" in message or "error" in message):
@@ -248,7 +285,7 @@ class StreamableHTTPEndpoint:
         state.metrics.observe("initialize", "ok", time.perf_counter() - started)
         await send_json(send, 200, reply, [(b"mcp-session-id", session.id.encode())])
 
-    async def _request(self, send: Send, session: Session, message: Message, sse_ok: bool) -> None:
+    async def _request(self, receive: Receive, send: Send, session: Session, message: Message, sse_ok: bool) -> None:
         state = self.state
         method = message["method"]
         started = time.perf_counter()
@@ -277,7 +314,7 @@ class StreamableHTTPEndpoint:
             state.metrics.observe(method, "unavailable", time.perf_counter() - started)
             await send_json(send, 200, error_bytes(message["id"], CONNECTION_CLOSED, str(exc)))
             return
-        outcome = await respond(state, exchange, send, sse_ok=sse_ok, headers=None)
+        outcome = await respond(state, exchange, receive, send, sse_ok=sse_ok)
         state.metrics.observe(method, outcome, time.perf_counter() - started)
 
     async def _modern(
@@ -340,7 +377,7 @@ class StreamableHTTPEndpoint:
             state.metrics.observe(str(method), "unavailable", time.perf_counter() - started)
             await send_json(send, 200, error_bytes(request_id, CONNECTION_CLOSED, str(exc)))
             return
-        outcome = await respond(state, exchange, send, sse_ok=sse_ok, headers=None)
+        outcome = await respond(state, exchange, receive, send, sse_ok=sse_ok)
         state.metrics.observe(str(method), outcome, time.perf_counter() - started)
 
     async def _listen(self, receive: Receive, send: Send, message: Message, sse_ok: bool) -> None:

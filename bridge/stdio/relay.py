@@ -96,15 +96,30 @@ class Exchange:
             self.error_code = code
         self.push(error_bytes(self.client_id, code, message), final=True)
 
-    async def next(self) -> tuple[bytes, bool]:
-        """Wait for the next message and whether it is the reply."""
-        while not self._backlog:
-            self._waiter = asyncio.get_running_loop().create_future()
+    async def next(self, timeout: float | None = None) -> tuple[bytes, bool] | None:
+        """Wait for the next message and whether it is the reply.
+
+        Returns None when `timeout` passes first or `wake()` is called, so the caller can check on its client.
+        """
+        if not self._backlog:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(timeout, self.wake) if timeout is not None else None
             try:
-                await self._waiter
+                await waiter
             finally:
                 self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+            if not self._backlog:
+                return None
         return self._backlog.popleft()
+
+    def wake(self) -> None:
+        """Make a pending `next()` return None now."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 class Relay:

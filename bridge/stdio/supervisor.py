@@ -149,12 +149,13 @@ class Supervisor:
         exchange = Exchange(None, 0, method)
         self.relay.request(exchange, {"jsonrpc": "2.0", "method": method, "params": params})
         try:
-            async with asyncio.timeout(timeout):
-                data, _ = await exchange.next()
+            item = await exchange.next(timeout)
+            if item is None:
+                raise TimeoutError
         except TimeoutError:
             self.relay.cancel(exchange, f"no answer within {timeout:.0f} s")
             raise
-        reply = orjson.loads(data)
+        reply = orjson.loads(item[0])
         if "error" in reply:
             raise ServerUnavailable(f"{method} failed: {reply['error'].get('message')}")
         result: dict[str, Any] = reply.get("result") or {}

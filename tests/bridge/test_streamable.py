@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import httpx2
 import pytest
 
@@ -113,3 +114,23 @@ async def test_delete_ends_the_session(bridge: RunningBridge) -> None:
         assert deleted.status_code == 200
         after = await session.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
         assert after.status_code == 404
+
+
+async def test_a_client_that_disconnects_cancels_its_call() -> None:
+    """A client that gives up (how 2026-07-28 clients cancel) frees its slot before the server answers."""
+    with run_bridge("--", *ECHO_SERVER, "--slow-ms", "6000") as bridge:
+        async with httpx2.AsyncClient(timeout=10) as client:
+            session = WireSession(client, bridge.mcp)
+            await session.initialize()
+        async with httpx2.AsyncClient(timeout=1.5) as impatient:
+            session.client = impatient
+            with pytest.raises(httpx2.ReadTimeout):
+                await session.call(1, "echo", {"message": "too slow"})
+        async with httpx2.AsyncClient(timeout=10) as client:
+            with anyio.fail_after(4):  # well before the server's 6 s answer
+                while True:
+                    metrics = (await client.get(bridge.url + "/metrics")).text
+                    if 'outcome="disconnected"} 1.0' in metrics:
+                        break
+                    await anyio.sleep(0.05)
+            assert "plexus_bridge_inflight_requests 0.0" in metrics

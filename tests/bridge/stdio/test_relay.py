@@ -42,6 +42,12 @@ def request(relay: Relay, peer: Client, request_id: RequestId, method: str = "to
     return exchange
 
 
+async def take(exchange: Exchange) -> tuple[bytes, bool]:
+    item = await exchange.next()
+    assert item is not None
+    return item
+
+
 def reply(relay: Relay, message: dict[str, Any]) -> None:
     relay.receive(orjson.dumps({"jsonrpc": "2.0", **message}) + b"\n")
 
@@ -55,8 +61,8 @@ async def test_two_clients_using_the_same_id_get_their_own_replies() -> None:
     assert written[0]["id"] != written[1]["id"]
     reply(relay, {"id": written[1]["id"], "result": {"who": "bob"}})
     reply(relay, {"id": written[0]["id"], "result": {"who": "alice"}})
-    assert orjson.loads((await first.next())[0]) == {"jsonrpc": "2.0", "id": 1, "result": {"who": "alice"}}
-    assert orjson.loads((await second.next())[0])["result"] == {"who": "bob"}
+    assert orjson.loads((await take(first))[0]) == {"jsonrpc": "2.0", "id": 1, "result": {"who": "alice"}}
+    assert orjson.loads((await take(second))[0])["result"] == {"who": "bob"}
 
 
 async def test_progress_tokens_are_mapped_and_reach_only_their_request() -> None:
@@ -68,7 +74,7 @@ async def test_progress_tokens_are_mapped_and_reach_only_their_request() -> None
     token = written[0]["params"]["_meta"]["progressToken"]
     assert token != written[1]["params"]["_meta"]["progressToken"]
     reply(relay, {"method": "notifications/progress", "params": {"progressToken": token, "progress": 1}})
-    data, final = await first.next()
+    data, final = await take(first)
     assert not final and orjson.loads(data)["params"]["progressToken"] == "t"
     assert not bob.delivered
 
@@ -78,7 +84,7 @@ async def test_a_server_exit_fails_every_pending_request_at_once() -> None:
     relay, _ = wired()
     exchange = request(relay, Client(), 7)
     relay.disconnect("was killed by SIGKILL")
-    data, final = await exchange.next()
+    data, final = await take(exchange)
     assert final and "was killed by SIGKILL" in orjson.loads(data)["error"]["message"]
     with pytest.raises(ServerUnavailable):
         request(relay, Client(), 8)
@@ -97,7 +103,7 @@ async def test_cancellation_goes_to_the_server_under_the_servers_id() -> None:
         "method": "notifications/cancelled",
         "params": {"requestId": written[0]["id"], "reason": "cancelled by the client"},
     }
-    assert (await exchange.next())[1]
+    assert (await take(exchange))[1]
 
 
 async def test_log_messages_respect_each_sessions_level() -> None:
@@ -126,7 +132,7 @@ async def test_server_requests_go_to_the_only_client_with_a_call_in_flight() -> 
     relay.peers.update({caller, idle})
     exchange = request(relay, caller, 1)
     reply(relay, {"id": 99, "method": "sampling/createMessage", "params": {}})
-    data, final = await exchange.next()
+    data, final = await take(exchange)
     assert not final and orjson.loads(data)["method"] == "sampling/createMessage"
     assert relay.answer(idle, {"jsonrpc": "2.0", "id": 99, "result": {}}) is False
     assert relay.answer(caller, {"jsonrpc": "2.0", "id": 99, "result": {"ok": True}}) is True
@@ -166,4 +172,4 @@ async def test_garbage_from_the_server_is_dropped_not_fatal() -> None:
     relay.receive(b"not json\n")
     relay.receive(b"[1, 2]\n")
     reply(relay, {"id": written[0]["id"], "result": {}})
-    assert (await exchange.next())[1]
+    assert (await take(exchange))[1]
