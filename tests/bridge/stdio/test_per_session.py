@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import anyio
 import httpx2
 import pytest
+import mcp_types as types
 from mcp.client import Client
+from mcp.client.context import ClientRequestContext
 
 from tests.bridge.wire import WireSession
-from tests.conftest import ECHO_SERVER, run_bridge
+from tests.conftest import ECHO_SERVER, node_bin, run_bridge
 
 pytestmark = pytest.mark.anyio
 
@@ -63,3 +66,34 @@ async def test_modern_clients_fall_back_to_the_handshake_in_per_session_mode() -
                 result = await client.call_tool("echo", {"message": "per session"})
                 assert result.content[0].text == "per session"  # type: ignore[union-attr]
                 assert client.protocol_version == "2025-11-25"
+
+
+async def test_roots_and_sampling_reach_the_client_that_owns_the_server(tmp_path: Path) -> None:
+    """server-filesystem started without directories asks the client for roots; server-everything asks for sampling."""
+    (tmp_path / "root.txt").write_text("from roots\n")
+
+    async def roots(context: ClientRequestContext) -> types.ListRootsResult:
+        return types.ListRootsResult(roots=[types.Root(uri=tmp_path.as_uri())])
+
+    async def sample(
+        context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult:
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text="sampled by the client"), model="test"
+        )
+
+    with run_bridge("--session-mode", "per-session", "--", node_bin("mcp-server-filesystem")) as bridge:
+        with anyio.fail_after(20):
+            async with Client(bridge.mcp, mode="legacy", list_roots_callback=roots) as client:
+                while True:
+                    allowed = await client.call_tool("list_allowed_directories", {})
+                    if str(tmp_path) in allowed.content[0].text:  # type: ignore[union-attr]
+                        break
+                    await anyio.sleep(0.1)
+                listing = await client.call_tool("list_directory", {"path": str(tmp_path)})
+                assert "root.txt" in listing.content[0].text  # type: ignore[union-attr]
+    with run_bridge("--session-mode", "per-session", "--", node_bin("mcp-server-everything"), "stdio") as bridge:
+        with anyio.fail_after(20):
+            async with Client(bridge.mcp, mode="legacy", sampling_callback=sample) as client:
+                result = await client.call_tool("trigger-sampling-request", {"prompt": "hello", "maxTokens": 10})
+                assert "sampled by the client" in str(result.content)
