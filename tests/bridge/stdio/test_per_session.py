@@ -7,8 +7,8 @@ from pathlib import Path
 
 import anyio
 import httpx2
-import pytest
 import mcp_types as types
+import pytest
 from mcp.client import Client
 from mcp.client.context import ClientRequestContext
 
