@@ -73,7 +73,7 @@ async def test_roots_and_sampling_reach_the_client_that_owns_the_server(tmp_path
     (tmp_path / "root.txt").write_text("from roots\n")
 
     async def roots(context: ClientRequestContext) -> types.ListRootsResult:
-        return types.ListRootsResult(roots=[types.Root(uri=tmp_path.as_uri())])
+        return types.ListRootsResult.model_validate({"roots": [{"uri": tmp_path.as_uri()}]})
 
     async def sample(
         context: ClientRequestContext, params: types.CreateMessageRequestParams
