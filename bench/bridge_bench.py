@@ -13,17 +13,22 @@ What is measured, and why:
 4. Peak RSS (`VmHWM`) of the bridge process alone (not its child) after the load.
 5. The load generator's ceiling: the same generator against a trivial uvicorn+httptools server that answers every
    call instantly (echoing the payload, so replies are verified the same way). If the bridge number is well below
-   this, the generator is not the bottleneck. CPU use of the generator, the bridge and its child during each window
-   is read from `os.times` and `/proc/PID/stat`, to show which process is CPU-bound.
+   this, the generator is not the bottleneck. CPU use of the generator, the bridge, its child and everything else
+   on the machine during each window is read from `os.times`, `/proc/PID/stat` and `/proc/stat`, to show which
+   process is CPU-bound and whether a neighbour disturbed the run.
+
+The generator runs every point twice, with two HTTP clients: aiohttp (what a typical Python client costs, about
+150 us of CPU per call on a small VM, enough to make it the bottleneck on 2 cores) and a lean keep-alive client
+written against the transport and httptools (about a fifth of that), which shows what the bridge itself sustains.
 
 Every reply is verified (HTTP 200, JSON-RPC id, echoed text = the payload that session sent for that call, which is
 unique per session and call). Any failure is reported and makes the script exit non-zero.
 
-The load generator runs in its own process (this script, re-invoked with a hidden `--role`), on uvloop with aiohttp;
-the bridge and the trivial server run in their own processes. Everything binds to 127.0.0.1 on free ports, and
-every subprocess is stopped at the end, also on Ctrl-C or an error.
+The generator runs in its own process (this script, re-invoked with a hidden `--role`) on uvloop; the bridge and the
+trivial server run in their own processes. Everything binds to 127.0.0.1 on free ports, and every subprocess is
+stopped at the end, also on Ctrl-C or an error.
 
-Usage: python bench/bridge_bench.py [--seconds N] [--out FILE] [--sessions 1,16,64]
+Usage: python bench/bridge_bench.py [--seconds N] [--out FILE] [--sessions 1,16,64] [--clients aiohttp,raw]
 """
 
 from __future__ import annotations
@@ -48,7 +53,8 @@ from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, Final
+from typing import IO, Any, Final, cast
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -73,6 +79,8 @@ MAX_FAILURES_PER_SESSION: Final = 20
 """A session that failed this often stops early; its failures are all reported."""
 CALL_TIMEOUT: Final = 10.0
 """Seconds one HTTP call may take before it counts as a failure (a hang becomes a failure, not a stuck benchmark)."""
+WATCHDOG_INTERVAL: Final = 0.5
+"""Seconds between the load generator's checks for calls older than CALL_TIMEOUT."""
 FAILURE_SAMPLES: Final = 5
 """Failures kept verbatim per run for the report."""
 COLD_START_RUNS: Final = 3
@@ -125,10 +133,12 @@ def check_reply(body: bytes, request_id: int, message: str) -> str | None:
     """None when `body` is the echo reply to this call, else what is wrong with it."""
     try:
         reply = orjson.loads(body)
+        if "error" in reply:
+            return f"JSON-RPC error {reply['error'].get('code')}: {reply['error'].get('message')}"
         if reply["id"] != request_id:
             return f"id {reply['id']!r} != {request_id!r}"
         text = reply["result"]["content"][0]["text"]
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
         return f"malformed reply ({type(exc).__name__}: {exc}): {body[:200]!r}"
     if text != message:
         return f"echoed {text!r}, sent {message!r}"
@@ -211,30 +221,174 @@ class Window:
             self.all_set_up.set()
 
 
-async def load_session(index: int, url: str, nonce: str, window: Window, result: SessionResult) -> None:
-    """One MCP client: own connection, initialize, then echo calls back to back until the window ends."""
-    import aiohttp
+class AiohttpClient:
+    """An aiohttp client session with a keep-alive connection of its own: what a typical Python client costs."""
 
-    timeout = aiohttp.ClientTimeout(total=CALL_TIMEOUT)
-    connector = aiohttp.TCPConnector(limit=1, force_close=False)
-    headers = {"Content-Type": "application/json", "Accept": ACCEPT}
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
-    ) as http_session:
+    def __init__(self, url: str) -> None:
+        import aiohttp
+
+        self._aiohttp = aiohttp
+        self.errors: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)
+        self.url = url
+        self.headers = {"Content-Type": "application/json", "Accept": ACCEPT}
+        self.pending_since: float | None = None
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1),
+            timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+        )
+
+    def use_session(self, session_id: str) -> None:
+        self.headers = {**self.headers, "Mcp-Session-Id": session_id, "MCP-Protocol-Version": PROTOCOL_VERSION}
+
+    async def post(self, body: bytes) -> tuple[int, bytes, str | None]:
+        """Status, body and Mcp-Session-Id header of the reply."""
+        async with self._session.post(self.url, data=body, headers=self.headers) as resp:
+            return resp.status, await resp.read(), resp.headers.get("Mcp-Session-Id")
+
+    async def delete(self) -> None:
+        async with self._session.delete(self.url, headers=self.headers) as resp:
+            await resp.read()
+
+    def abort(self) -> None:
+        """Nothing to do: aiohttp enforces CALL_TIMEOUT itself."""
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+class _RawConnection(asyncio.Protocol):
+    """One keep-alive connection of `RawClient`; httptools (the parser uvicorn uses) parses the replies."""
+
+    def __init__(self) -> None:
+        import httptools
+
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future[tuple[int, bytes, str | None]] | None = None
+        self.body: list[bytes] = []
+        self.session_id: str | None = None
+
+    def fail(self, exc: Exception) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc)
+        if self.transport is not None:
+            self.transport.abort()
+            self.transport = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's TCPTransport does not subclass it
+
+    def data_received(self, data: bytes) -> None:
         try:
-            async with http_session.post(url, data=orjson.dumps(INITIALIZE), headers=headers) as resp:
-                body = await resp.read()
-                session_id = resp.headers.get("Mcp-Session-Id")
-                if resp.status != 200 or session_id is None:
-                    result.fail(f"initialize: HTTP {resp.status}, session id {session_id!r}: {body[:200]!r}")
-                    return
-            headers = {**headers, "Mcp-Session-Id": session_id, "MCP-Protocol-Version": PROTOCOL_VERSION}
-            async with http_session.post(url, data=INITIALIZED, headers=headers) as resp:
-                await resp.read()
-                if resp.status != 202:
-                    result.fail(f"notifications/initialized: HTTP {resp.status}")
-                    return
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.parser.feed_data(data)
+        except Exception as exc:  # a malformed reply: fail the call and drop the connection
+            self.fail(ConnectionError(f"bad HTTP reply: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError(f"connection lost: {exc}"))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"mcp-session-id":
+            self.session_id = value.decode()
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        reply = (self.parser.get_status_code(), b"".join(self.body), self.session_id)
+        self.body, self.session_id = [], None
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(reply)
+        if not self.parser.should_keep_alive() and self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+
+class RawClient:
+    """A lean HTTP/1.1 keep-alive client: prebuilt request heads written straight to the transport.
+
+    It costs a fraction of aiohttp per call, so it shows what the bridge does when the generator is cheap.
+    """
+
+    errors: Final = (ConnectionError, TimeoutError, OSError)
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        assert parts.hostname is not None and parts.port is not None
+        self._host, self._port = parts.hostname, parts.port
+        self._head = (
+            f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
+            f"Accept: {ACCEPT}\r\n"
+        ).encode()
+        self._delete_head = f"DELETE {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n".encode()
+        self._session_headers = b""
+        self._conn: _RawConnection | None = None
+        self.pending_since: float | None = None
+
+    def use_session(self, session_id: str) -> None:
+        self._session_headers = (
+            f"Mcp-Session-Id: {session_id}\r\nMCP-Protocol-Version: {PROTOCOL_VERSION}\r\n"
+        ).encode()
+
+    async def _send(self, data: bytes) -> tuple[int, bytes, str | None]:
+        conn = self._conn
+        if conn is None or conn.transport is None:
+            loop = asyncio.get_running_loop()
+            _, conn = await loop.create_connection(_RawConnection, self._host, self._port)
+            self._conn = conn
+        assert conn.transport is not None
+        waiter: asyncio.Future[tuple[int, bytes, str | None]] = asyncio.get_running_loop().create_future()
+        conn.waiter = waiter
+        self.pending_since = time.perf_counter()
+        conn.transport.write(data)
+        try:
+            return await waiter
+        finally:
+            conn.waiter = self.pending_since = None
+
+    async def post(self, body: bytes) -> tuple[int, bytes, str | None]:
+        """Status, body and Mcp-Session-Id header of the reply."""
+        return await self._send(
+            self._head + self._session_headers + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+
+    async def delete(self) -> None:
+        await self._send(self._delete_head + self._session_headers + b"Content-Length: 0\r\n\r\n")
+
+    def abort(self) -> None:
+        """Fail the call in flight (the watchdog calls this after CALL_TIMEOUT); the next call reconnects."""
+        if self._conn is not None:
+            self._conn.fail(TimeoutError(f"no reply within {CALL_TIMEOUT} s"))
+            self._conn = None
+
+    async def close(self) -> None:
+        if self._conn is not None and self._conn.transport is not None:
+            self._conn.transport.close()
+        self._conn = None
+
+
+Client = AiohttpClient | RawClient
+CLIENTS: Final[dict[str, type[AiohttpClient] | type[RawClient]]] = {"aiohttp": AiohttpClient, "raw": RawClient}
+
+
+async def load_session(index: int, client: Client, nonce: str, window: Window, result: SessionResult) -> None:
+    """One MCP client: own connection, initialize, then echo calls back to back until the window ends."""
+    try:
+        try:
+            status, body, session_id = await client.post(orjson.dumps(INITIALIZE))
+            if status != 200 or session_id is None:
+                result.fail(f"initialize: HTTP {status}, session id {session_id!r}: {body[:200]!r}")
+                return
+            client.use_session(session_id)
+            status, body, _ = await client.post(INITIALIZED)
+            if status != 202:
+                result.fail(f"notifications/initialized: HTTP {status}: {body[:200]!r}")
+                return
+        except client.errors as exc:
             result.fail(f"session setup: {type(exc).__name__}: {exc}")
             return
         finally:
@@ -242,7 +396,7 @@ async def load_session(index: int, url: str, nonce: str, window: Window, result:
         await window.go.wait()
         end = window.end
         clock = time.perf_counter
-        post = http_session.post
+        post = client.post
         request_id = 0
         while True:
             sent = clock()
@@ -256,11 +410,9 @@ async def load_session(index: int, url: str, nonce: str, window: Window, result:
             request_id += 1
             message = f"s{index}-c{request_id}-{nonce}"
             try:
-                async with post(url, data=call_body(request_id, message), headers=headers) as resp:
-                    body = await resp.read()
-                    status = resp.status
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                result.fail(f"call {request_id}: {type(exc).__name__}: {exc}")
+                status, body, _ = await post(call_body(request_id, message))
+            except client.errors as exc:
+                result.fail(f"session {index} call {request_id}: {type(exc).__name__}: {exc}")
                 continue
             done = clock()
             result.calls += 1
@@ -270,9 +422,20 @@ async def load_session(index: int, url: str, nonce: str, window: Window, result:
                 continue
             result.done_at.append(done)
             result.latency.append(done - sent)
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with http_session.delete(url, headers=headers) as resp:
-                await resp.read()
+        with contextlib.suppress(*client.errors):
+            await client.delete()
+    finally:
+        await client.close()
+
+
+async def watchdog(clients: Sequence[Client]) -> None:
+    """Fail any call that has waited longer than CALL_TIMEOUT, so a hang shows up as a failure."""
+    while True:
+        await asyncio.sleep(WATCHDOG_INTERVAL)
+        now = time.perf_counter()
+        for client in clients:
+            if client.pending_since is not None and now - client.pending_since > CALL_TIMEOUT:
+                client.abort()
 
 
 async def run_load(config: dict[str, Any]) -> dict[str, Any]:
@@ -282,7 +445,9 @@ async def run_load(config: dict[str, Any]) -> dict[str, Any]:
     nonce = secrets.token_hex(4)
     window = Window(sessions)
     results = [SessionResult() for _ in range(sessions)]
-    tasks = [asyncio.create_task(load_session(i, config["url"], nonce, window, results[i])) for i in range(sessions)]
+    clients = [CLIENTS[config["client"]](config["url"]) for _ in range(sessions)]
+    tasks = [asyncio.create_task(load_session(i, clients[i], nonce, window, results[i])) for i in range(sessions)]
+    guard = asyncio.create_task(watchdog(clients))
     await window.all_set_up.wait()
     # All sessions are set up: warm up, then the measured window.
     window_start = time.perf_counter() + WARMUP_SECONDS
@@ -302,6 +467,7 @@ async def run_load(config: dict[str, Any]) -> dict[str, Any]:
     cpu["machine"] = machine
     cpu["others"] = max(0.0, machine - sum(cpu[name] for name in (*watch, "generator")))
     await asyncio.gather(*tasks)
+    guard.cancel()
 
     window_end = min([window.end, *(r.capped_at for r in results if r.capped_at is not None)])
     latencies: list[float] = []
@@ -310,6 +476,7 @@ async def run_load(config: dict[str, Any]) -> dict[str, Any]:
             lat for done, lat in zip(r.done_at, r.latency, strict=True) if window_start <= done <= window_end
         )
     return {
+        "client": config["client"],
         "sessions": sessions,
         "window_s": window_end - window_start,
         "calls_in_window": len(latencies),
@@ -586,18 +753,25 @@ def measure_direct_stdio(procs: Processes, seconds: float) -> dict[str, Any]:
     }
 
 
-def run_generator(procs: Processes, url: str, sessions: int, seconds: float, watch: dict[str, int]) -> dict[str, Any]:
+def run_generator(
+    procs: Processes, client: str, url: str, sessions: int, seconds: float, watch: dict[str, int]
+) -> dict[str, Any]:
     """One load-generator process at `sessions` sessions; returns its verified result."""
-    config = json.dumps({"url": url, "sessions": sessions, "seconds": seconds, "watch": watch})
-    proc = procs.spawn([sys.executable, __file__, "--role", "load", "--config", config], stdout=subprocess.PIPE)
+    config = json.dumps({"client": client, "url": url, "sessions": sessions, "seconds": seconds, "watch": watch})
+    argv = [sys.executable, __file__, "--role", "load", "--config", config]
+    proc = procs.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    failed = {"client": client, "sessions": sessions, "failures": 1}
     try:
-        out, _ = proc.communicate(timeout=seconds + WARMUP_SECONDS + CALL_TIMEOUT + WORKER_SLACK)
+        out, err = proc.communicate(timeout=seconds + WARMUP_SECONDS + CALL_TIMEOUT + WORKER_SLACK)
     except subprocess.TimeoutExpired:
         procs.stop(proc)
-        return {"sessions": sessions, "failures": 1, "failure_samples": ["load generator hung (killed)"]}
+        return {**failed, "failure_samples": ["load generator hung (killed)"]}
     procs.stop(proc)
+    if err:
+        sys.stderr.write(err.decode(errors="replace"))
     if proc.returncode != 0:
-        return {"sessions": sessions, "failures": 1, "failure_samples": [f"load generator exited {proc.returncode}"]}
+        last = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        return {**failed, "failure_samples": [f"load generator exited with {proc.returncode}: {last[0]}"]}
     result: dict[str, Any] = json.loads(out)
     return result
 
@@ -615,7 +789,9 @@ def median(values: Sequence[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def run_benchmark(procs: Processes, seconds: float, session_counts: Sequence[int]) -> dict[str, Any]:
+def run_benchmark(
+    procs: Processes, seconds: float, session_counts: Sequence[int], clients: Sequence[str]
+) -> dict[str, Any]:
     print(f"cold start: echo server alone x{CHILD_START_RUNS}, bridge x{COLD_START_RUNS} ...", file=sys.stderr)
     child_starts = [measure_child_start(procs) for _ in range(CHILD_START_RUNS)]
     cold = [measure_cold_start(procs) for _ in range(COLD_START_RUNS)]
@@ -637,11 +813,12 @@ def run_benchmark(procs: Processes, seconds: float, session_counts: Sequence[int
         wait_http_ok(bridge.port, "/readyz", time.perf_counter() + READY_TIMEOUT, bridge.proc)
         idle_memory = bridge.memory()
         watch = {"bridge": bridge.proc.pid, "child": bridge.child_pid()}
-        for sessions in session_counts:
-            print(f"bridge: {sessions} session(s), {seconds:g} s ...", file=sys.stderr)
-            through_bridge.append(run_generator(procs, bridge.url, sessions, seconds, watch))
-            if bridge.proc.poll() is not None:
-                raise RuntimeError(f"the bridge exited with {bridge.proc.returncode}:\n{bridge.log_tail()}")
+        for client in clients:
+            for sessions in session_counts:
+                print(f"bridge: {client} client, {sessions} session(s), {seconds:g} s ...", file=sys.stderr)
+                through_bridge.append(run_generator(procs, client, bridge.url, sessions, seconds, watch))
+                if bridge.proc.poll() is not None:
+                    raise RuntimeError(f"the bridge exited with {bridge.proc.returncode}:\n{bridge.log_tail()}")
         memory = {"idle": idle_memory, "after_load": bridge.memory()}
     finally:
         if any(r["failures"] for r in through_bridge):
@@ -652,11 +829,11 @@ def run_benchmark(procs: Processes, seconds: float, session_counts: Sequence[int
     trivial, port = start_trivial(procs)
     ceiling = []
     try:
-        for sessions in CEILING_SESSIONS:
-            print(f"trivial server: {sessions} session(s), {seconds:g} s ...", file=sys.stderr)
-            ceiling.append(
-                run_generator(procs, f"http://{HOST}:{port}/mcp", sessions, seconds, {"server": trivial.pid})
-            )
+        for client in clients:
+            for sessions in CEILING_SESSIONS:
+                print(f"trivial server: {client} client, {sessions} session(s), {seconds:g} s ...", file=sys.stderr)
+                url = f"http://{HOST}:{port}/mcp"
+                ceiling.append(run_generator(procs, client, url, sessions, seconds, {"server": trivial.pid}))
     finally:
         procs.stop(trivial)
 
@@ -693,20 +870,21 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 def render(report: dict[str, Any]) -> str:
     res = report["results"]
     cold, direct, memory = res["cold_start"], res["direct_stdio"], res["bridge_memory"]
-    bridge_by_n = {r["sessions"]: r for r in res["bridge"]}
-    ceiling_by_n = {r["sessions"]: r for r in res["ceiling"]}
-    one = bridge_by_n.get(LATENCY_SESSIONS, {})
+    clients: list[str] = report["config"]["clients"]
+    bridge_at = {(r["client"], r["sessions"]): r for r in res["bridge"]}
+    ceiling_at = {(r["client"], r["sessions"]): r for r in res["ceiling"]}
     lines = [
         f"plexus-bridge stdio benchmark: echo server, {report['config']['seconds']:g} s windows, "
         f"{report['machine']['cpus']} CPUs, Python {report['machine']['python']}",
         "",
         "1. Latency of tools/call echo, 1 session, back to back",
     ]
-    latency_rows = [
-        ("direct stdio (blocking pipe client)", direct),
-        ("through the bridge (aiohttp client)", one),
-        ("trivial HTTP server (client's own floor)", ceiling_by_n.get(1, {})),
-    ]
+    latency_rows = [("direct stdio (blocking pipe client)", direct)]
+    for client in clients:
+        latency_rows += [
+            (f"through the bridge ({client} client)", bridge_at.get((client, LATENCY_SESSIONS), {})),
+            (f"trivial HTTP server ({client} client's floor)", ceiling_at.get((client, LATENCY_SESSIONS), {})),
+        ]
     lines += table(
         ["", "p50 ms", "p90 ms", "p99 ms", "calls"],
         [
@@ -720,11 +898,25 @@ def render(report: dict[str, Any]) -> str:
     )
     lines += ["", "2. Throughput (calls completed in the window)"]
     rows = [("bridge", r, "child") for r in res["bridge"]] + [("trivial server", r, "server") for r in res["ceiling"]]
+    rows.sort(key=lambda item: clients.index(item[1]["client"]))
     lines += table(
-        ["", "sessions", "calls/s", "p50 ms", "p99 ms", "gen CPU", "bridge CPU", "child/server", "others", "fail"],
+        [
+            "",
+            "client",
+            "sessions",
+            "calls/s",
+            "p50 ms",
+            "p99 ms",
+            "gen CPU",
+            "bridge CPU",
+            "child/server",
+            "others",
+            "fail",
+        ],
         [
             [
                 label,
+                row["client"],
                 str(row["sessions"]),
                 _fmt(row.get("calls_per_s"), ".0f"),
                 _fmt(row.get("p50_ms"), ".3f"),
@@ -749,24 +941,28 @@ def render(report: dict[str, Any]) -> str:
             ["bridge's share (ready - echo server alone)", f"{cold['bridge_share_ms']:.1f}"],
         ],
     )
+    hwm: float = memory["after_load"]["vm_hwm_mb"]
+    share: float = cold["bridge_share_ms"]
     lines += [
         "",
-        f"4. Bridge process memory: VmHWM after load {memory['after_load']['vm_hwm_mb']:.1f} MB"
+        f"4. Bridge process memory: VmHWM after load {hwm:.1f} MB"
         f" (VmRSS idle {memory['idle']['vm_rss_mb']:.1f} MB, after load {memory['after_load']['vm_rss_mb']:.1f} MB)",
         "",
         "Targets (informational; they do not change the exit status)",
     ]
-    at16: float | None = bridge_by_n.get(16, {}).get("calls_per_s")
-    p50: float | None = one.get("p50_ms")
-    hwm: float = memory["after_load"]["vm_hwm_mb"]
-    share: float = cold["bridge_share_ms"]
-    checks = [
-        (
-            f"calls/s at 16 sessions >= {TARGET_CALLS_PER_S_16:.0f}",
-            at16,
-            at16 is not None and at16 >= TARGET_CALLS_PER_S_16,
-        ),
-        (f"p50 ms at 1 session < {TARGET_P50_MS_1}", p50, p50 is not None and p50 < TARGET_P50_MS_1),
+    checks: list[tuple[str, float | None, bool]] = []
+    for client in clients:
+        at16: float | None = bridge_at.get((client, 16), {}).get("calls_per_s")
+        p50: float | None = bridge_at.get((client, LATENCY_SESSIONS), {}).get("p50_ms")
+        checks += [
+            (
+                f"calls/s at 16 sessions >= {TARGET_CALLS_PER_S_16:.0f} ({client})",
+                at16,
+                at16 is not None and at16 >= TARGET_CALLS_PER_S_16,
+            ),
+            (f"p50 ms at 1 session < {TARGET_P50_MS_1} ({client})", p50, p50 is not None and p50 < TARGET_P50_MS_1),
+        ]
+    checks += [
         (f"bridge VmHWM MB < {TARGET_RSS_MB:.0f}", hwm, hwm < TARGET_RSS_MB),
         (
             f"ready - echo server alone, ms < {TARGET_READY_OVER_CHILD_MS:.0f}",
@@ -775,13 +971,21 @@ def render(report: dict[str, Any]) -> str:
         ),
     ]
     lines += table(
-        ["", "measured", ""], [[name, _fmt(value, ".3f"), "met" if ok else "MISSED"] for name, value, ok in checks]
+        ["", "measured", "status"],
+        [[name, _fmt(value, ".3f"), "met" if ok else "MISSED"] for name, value, ok in checks],
     )
     lines += ["", f"Verification failures: {report['failures']}"]
     for section in (res["bridge"], res["ceiling"], [direct]):
         for row in section:
             lines += [f"   {sample}" for sample in row.get("failure_samples", [])]
     return "\n".join(lines)
+
+
+def parse_clients(raw: str) -> list[str]:
+    names = [part.strip() for part in raw.split(",") if part.strip()]
+    if not names or any(name not in CLIENTS for name in names):
+        raise argparse.ArgumentTypeError(f"--clients takes a comma-separated subset of {', '.join(CLIENTS)}")
+    return list(dict.fromkeys(names))
 
 
 def parse_sessions(raw: str) -> list[int]:
@@ -801,6 +1005,13 @@ def _parser() -> argparse.ArgumentParser:
         default=list(DEFAULT_SESSIONS),
         help="comma-separated concurrent session counts through the bridge (1 is always added: the latency point)",
     )
+    parser.add_argument(
+        "--clients",
+        type=parse_clients,
+        default=list(CLIENTS),
+        help="HTTP clients the load generator runs with, each through every point: aiohttp (a typical client) "
+        "and raw (a lean one, so the generator costs little CPU)",
+    )
     parser.add_argument("--role", choices=["load", "trivial"], help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -809,12 +1020,15 @@ def _parser() -> argparse.ArgumentParser:
 
 @contextlib.contextmanager
 def exit_on_signals() -> Iterator[None]:
-    """SIGTERM/SIGHUP end the run like Ctrl-C does, so the cleanup below runs."""
+    """Ctrl-C, SIGTERM and SIGHUP end the run with KeyboardInterrupt, so the cleanup below runs.
+
+    SIGINT is set explicitly too: a shell starting the script in the background leaves it ignored.
+    """
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
@@ -837,7 +1051,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     procs = Processes()
     try:
         with exit_on_signals():
-            results = run_benchmark(procs, args.seconds, sessions)
+            results = run_benchmark(procs, args.seconds, sessions, args.clients)
     except KeyboardInterrupt:
         print("interrupted: stopping subprocesses", file=sys.stderr)
         return 130
@@ -853,7 +1067,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "platform": platform.platform(),
             "loadavg_before": loadavg_before,
         },
-        "config": {"seconds": args.seconds, "sessions": sessions, "warmup_s": WARMUP_SECONDS},
+        "config": {
+            "seconds": args.seconds,
+            "sessions": sessions,
+            "clients": args.clients,
+            "warmup_s": WARMUP_SECONDS,
+        },
         "results": results,
         "failures": failures,
     }

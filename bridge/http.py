@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bridge.eras import load_sdk
 from bridge.legacy_sse import MESSAGES_PATH, SSEEndpoint
 from bridge.metrics import BridgeMetrics
 from bridge.security import HostGuard
@@ -69,11 +70,13 @@ def create_app(settings: BridgeSettings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await backend.start()
+        sdk = asyncio.create_task(load_sdk(), name="load-sdk")
         reaper = asyncio.create_task(sessions.reap_forever(), name="session-reaper")
         try:
             yield
         finally:
             reaper.cancel()
+            sdk.cancel()
             await sessions.close_all()
             await backend.stop()
 

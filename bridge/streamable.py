@@ -17,13 +17,6 @@ import time
 from typing import Any, Final
 
 import orjson
-from mcp.shared.inbound import (
-    ERROR_CODE_HTTP_STATUS,
-    InboundLadderRejection,
-    classify_inbound_request,
-    find_duplicated_routing_header,
-)
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
 from bridge.asgi import (
     SSE_KEEPALIVE,
@@ -37,7 +30,7 @@ from bridge.asgi import (
     start_sse,
     wait_disconnect,
 )
-from bridge.eras import strip_envelope
+from bridge.eras import HANDSHAKE_VERSIONS, MODERN_VERSIONS, check_envelope, http_status, strip_envelope
 from bridge.exceptions import ServerUnavailable
 from bridge.jsonrpc import (
     CONNECTION_CLOSED,
@@ -68,8 +61,8 @@ REMOVED_IN_MODERN: Final = frozenset(
 DISCONNECT_WATCH_AFTER: Final = 1.0
 """Seconds a request may take before the bridge starts watching for its client to disconnect."""
 
-_MODERN_VERSIONS: Final = frozenset(v.encode() for v in MODERN_PROTOCOL_VERSIONS)
-_HANDSHAKE_VERSIONS: Final = frozenset(v.encode() for v in HANDSHAKE_PROTOCOL_VERSIONS)
+_MODERN_VERSIONS: Final = frozenset(v.encode() for v in MODERN_VERSIONS)
+_HANDSHAKE_VERSIONS: Final = frozenset(v.encode() for v in HANDSHAKE_VERSIONS)
 
 
 class _ClientGone(Exception):
@@ -143,7 +136,7 @@ async def respond(
     if not streaming:
         status = 200
         if exchange.modern and exchange.error_code is not None:
-            status = ERROR_CODE_HTTP_STATUS.get(exchange.error_code, 200)
+            status = http_status(exchange.error_code)
         await send_json(send, status, data)
     return "ok" if exchange.error_code is None else "error"
 
@@ -208,7 +201,7 @@ class StreamableHTTPEndpoint:
                 400,
                 UNSUPPORTED_PROTOCOL_VERSION,
                 f"Unsupported MCP-Protocol-Version {version.decode(errors='replace')!r}; this bridge speaks "
-                f"{', '.join((*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS))}.",
+                f"{', '.join((*HANDSHAKE_VERSIONS, *MODERN_VERSIONS))}.",
             )
             return
         if type(message) is list:
@@ -329,7 +322,7 @@ class StreamableHTTPEndpoint:
                 UNSUPPORTED_PROTOCOL_VERSION,
                 "This bridge runs --session-mode per-session, which needs the initialize handshake; "
                 "use protocol 2025-11-25.",
-                {"supported": list(reversed(HANDSHAKE_PROTOCOL_VERSIONS)), "requested": "2026-07-28"},
+                {"supported": list(reversed(HANDSHAKE_VERSIONS)), "requested": "2026-07-28"},
             )
             return
         if type(message) is not dict or message.get("jsonrpc") != "2.0":
@@ -341,18 +334,10 @@ class StreamableHTTPEndpoint:
             await send({"type": "http.response.body", "body": b""})
             return
         request_id = message["id"]
-        duplicated = find_duplicated_routing_header((k.decode(), v.decode()) for k, v in scope["headers"])
-        verdict = classify_inbound_request(
-            message, headers={k.decode(): v.decode(errors="replace") for k, v in headers.items()}
-        )
-        if duplicated is not None:
-            verdict = InboundLadderRejection(-32020, f"{duplicated} header appears more than once")
-        if isinstance(verdict, InboundLadderRejection):
-            await send_json(
-                send,
-                ERROR_CODE_HTTP_STATUS.get(verdict.code, 400),
-                error_bytes(request_id, verdict.code, verdict.message, verdict.data),
-            )
+        refusal = await check_envelope(message, scope["headers"])
+        if refusal is not None:
+            status, code, text, data = refusal
+            await send_json(send, status, error_bytes(request_id, code, text, data))
             return
         method = message.get("method")
         started = time.perf_counter()

@@ -15,9 +15,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
-
 from bridge._version import __version__
+from bridge.eras import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_VERSIONS
 from bridge.exceptions import ServerUnavailable
 from bridge.jsonrpc import Message, result_bytes
 from bridge.sessions import Session
@@ -141,9 +140,9 @@ class StdioBackend:
             await self.wait_ready(self.shared, timeout)
             assert self.shared.init_result is not None
             result = dict(self.shared.init_result)
-            if requested in HANDSHAKE_PROTOCOL_VERSIONS and HANDSHAKE_PROTOCOL_VERSIONS.index(
-                requested
-            ) < HANDSHAKE_PROTOCOL_VERSIONS.index(result.get("protocolVersion", LATEST_HANDSHAKE_VERSION)):
+            if requested in HANDSHAKE_VERSIONS and HANDSHAKE_VERSIONS.index(requested) < HANDSHAKE_VERSIONS.index(
+                result.get("protocolVersion", LATEST_HANDSHAKE_VERSION)
+            ):
                 result["protocolVersion"] = requested
             self.shared.relay.peers.add(session)
         else:
@@ -224,7 +223,7 @@ class StdioBackend:
         init = self.shared.init_result
         result: dict[str, Any] = {
             "resultType": "complete",
-            "supportedVersions": ["2026-07-28", *reversed(HANDSHAKE_PROTOCOL_VERSIONS)],
+            "supportedVersions": [*MODERN_VERSIONS, *reversed(HANDSHAKE_VERSIONS)],
             "capabilities": init.get("capabilities") or {},
             "cacheScope": "public",
             "ttlMs": 0,
