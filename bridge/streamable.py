@@ -105,7 +105,9 @@ async def respond(
 
     streaming = False
     try:
-        data, final = await pull()
+        # The common case, a reply within the first second, takes no closure call and no watcher.
+        item = await exchange.next(min(timeout, DISCONNECT_WATCH_AFTER))
+        data, final = item if item is not None else await pull()
         if not final and sse_ok:
             streaming = True
             await start_sse(send)

@@ -124,6 +124,8 @@ class Supervisor:
         reason = await reader
         self._link = None
         await link.close()
+        # Unready only now that the old link is closed: a server restarting behind FIFOs must not meet it.
+        self.ready.clear()
         return reason
 
     async def _pump(self, link: Link) -> str:
@@ -131,7 +133,6 @@ class Supervisor:
         async for line in read_lines(link.reader, self._max_message_bytes):
             self.relay.receive(line)
         reason = await link.ended()
-        self.ready.clear()
         self.relay.disconnect(reason)
         return reason
 

@@ -38,6 +38,9 @@ async def test_fifo_mode_serves_and_recovers_when_the_server_container_restarts(
                 pid = (await session.call(1, "pid", {}))["result"]["content"][0]["text"]
                 first.kill()
                 first.wait()
+                with anyio.fail_after(10):
+                    while bridge.ready():  # the bridge lets go of the old pipes, as before a kubelet restart
+                        await anyio.sleep(0.01)
                 second = server_container(tmp_path)
                 try:
                     with anyio.fail_after(20):
