@@ -7,6 +7,12 @@ from typing import Any
 import httpx2
 
 ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
 
 
 class WireSession:
@@ -18,20 +24,7 @@ class WireSession:
         self.session_id = ""
 
     async def initialize(self) -> dict[str, Any]:
-        response = await self.client.post(
-            self.url,
-            headers=ACCEPT,
-            json={
-                "jsonrpc": "2.0",
-                "id": 0,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-11-25",
-                    "capabilities": {},
-                    "clientInfo": {"name": "t", "version": "1"},
-                },
-            },
-        )
+        response = await self.client.post(self.url, headers=ACCEPT, json=INITIALIZE)
         assert response.status_code == 200, response.text
         self.session_id = response.headers["mcp-session-id"]
         result: dict[str, Any] = response.json()["result"]

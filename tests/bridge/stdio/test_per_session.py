@@ -12,7 +12,7 @@ import pytest
 from mcp.client import Client
 from mcp.client.context import ClientRequestContext
 
-from tests.bridge.wire import WireSession
+from tests.bridge.wire import ACCEPT, INITIALIZE, WireSession
 from tests.conftest import ECHO_SERVER, node_bin, run_bridge
 
 pytestmark = pytest.mark.anyio
@@ -35,20 +35,7 @@ async def test_each_session_gets_its_own_server_and_delete_stops_it() -> None:
             await second.initialize()
             pids = [int((await s.call(1, "pid", {}))["result"]["content"][0]["text"]) for s in (first, second)]
             assert pids[0] != pids[1]
-            refused = await client.post(
-                bridge.mcp,
-                headers={"accept": "application/json", "content-type": "application/json"},
-                json={
-                    "jsonrpc": "2.0",
-                    "id": 0,
-                    "method": "initialize",
-                    "params": {
-                        "protocolVersion": "2025-11-25",
-                        "capabilities": {},
-                        "clientInfo": {"name": "t", "version": "1"},
-                    },
-                },
-            )
+            refused = await client.post(bridge.mcp, headers=ACCEPT, json=INITIALIZE)
             assert refused.status_code == 503 and "--max-children" in refused.json()["error"]["message"]
             await client.delete(bridge.mcp, headers={"mcp-session-id": first.session_id})
             with anyio.fail_after(10):
