@@ -1,8 +1,8 @@
 """The Python ceiling for a stdio bridge on this machine: the least a forwarder can do, for comparison only.
 
 Raw ASGI under uvicorn (uvloop, httptools), orjson, one shared child, request ids rewritten, JSON answers; no
-sessions, limits, health, metrics, eras or errors worth the name. `bridge_bench.py --bare` runs the same load
-against it as against plexus-bridge, so the gap between the two is what the bridge's features cost.
+sessions, limits, health, metrics, eras or errors worth the name. `bridge_bench.py` runs the same load against it
+as against plexus-bridge, back to back, so the gap between the two is what the bridge's features cost.
 
     python bench/bare_forwarder.py PORT -- COMMAND [ARGS...]
 """
@@ -52,6 +52,10 @@ class Forwarder:
             await send({"type": "lifespan.startup.complete"})
             await receive()
             await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["method"] != "POST":  # a DELETE ending a session: there are none
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
             return
         body = b""
         more = True

@@ -14,10 +14,10 @@ import orjson
 
 from bridge.asgi import Receive, Scope, Send, header_map, read_body, send_json, sse_event
 from bridge.exceptions import ServerUnavailable
+from bridge.exchange import Exchange
 from bridge.jsonrpc import CONNECTION_CLOSED, INVALID_REQUEST, OVERLOADED, PARSE_ERROR, REQUEST_TIMEOUT, error_bytes
 from bridge.sessions import Session
 from bridge.state import BridgeState
-from bridge.stdio.relay import Exchange
 from bridge.streamable import stream_session
 
 __all__ = ["MESSAGES_PATH", "SSEEndpoint"]
@@ -130,7 +130,7 @@ class SSEEndpoint:
                     session.push(data)
             outcome = "ok" if exchange.error_code is None else "error"
         except TimeoutError:
-            state.backend.relay_for(session).cancel(exchange, "timed out")
+            state.backend.cancel(exchange, "timed out")
             session.push(
                 error_bytes(
                     request_id, REQUEST_TIMEOUT, f"The MCP server did not answer {method} in time (--request-timeout)."

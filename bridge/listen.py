@@ -14,9 +14,9 @@ from typing import Any, Final
 import orjson
 
 from bridge.asgi import SSE_KEEPALIVE, Receive, Send, sse_event, start_sse, wait_disconnect
+from bridge.backend import Backend
 from bridge.eras import SUBSCRIPTION_ID_KEY
 from bridge.jsonrpc import Message, RequestId
-from bridge.stdio.relay import Relay
 
 __all__ = ["serve_listen"]
 
@@ -48,7 +48,12 @@ def _honoured(requested: dict[str, Any], capabilities: dict[str, Any]) -> tuple[
 
 
 async def serve_listen(
-    relay: Relay, capabilities: dict[str, Any], message: Message, receive: Receive, send: Send, stop: asyncio.Event
+    backend: Backend,
+    capabilities: dict[str, Any],
+    message: Message,
+    receive: Receive,
+    send: Send,
+    stop: asyncio.Event,
 ) -> None:
     """Stream a listen subscription until the client closes it or the bridge drains (then end it gracefully)."""
     request_id: RequestId = message["id"]
@@ -68,10 +73,7 @@ async def serve_listen(
             backlog.append(sse_event(orjson.dumps(tagged)))
             wake.set()
 
-    relay.listeners.append(on_notification)
-    for uri in uris:
-        if relay.subscribe(uri):
-            relay.send({"id": f"plexus-sub-{uri}", "method": "resources/subscribe", "params": {"uri": uri}})
+    unwatch = backend.watch(on_notification, uris)
     disconnect = asyncio.ensure_future(wait_disconnect(receive))
     stopping = asyncio.ensure_future(stop.wait())
     try:
@@ -102,10 +104,7 @@ async def serve_listen(
     except OSError:
         return
     finally:
-        relay.listeners.remove(on_notification)
-        for uri in uris:
-            if relay.unsubscribe(uri):
-                relay.send({"id": f"plexus-unsub-{uri}", "method": "resources/unsubscribe", "params": {"uri": uri}})
+        unwatch()
         for task in (disconnect, stopping):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -15,8 +15,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Final
 
+from bridge.exchange import Exchange
 from bridge.jsonrpc import RequestId
-from bridge.stdio.relay import Exchange
 
 __all__ = ["ModernPeer", "Session", "SessionRegistry"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from bridge.backend import Backend
 from bridge.metrics import BridgeMetrics
 from bridge.security import HostGuard
 from bridge.sessions import SessionRegistry
 from bridge.settings import BridgeSettings
-from bridge.stdio.backend import StdioBackend
 
 __all__ = ["BridgeState"]
 
@@ -17,7 +17,7 @@ __all__ = ["BridgeState"]
 @dataclass
 class BridgeState:
     settings: BridgeSettings
-    backend: StdioBackend
+    backend: Backend
     sessions: SessionRegistry
     metrics: BridgeMetrics
     guard: HostGuard

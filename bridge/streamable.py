@@ -32,6 +32,7 @@ from bridge.asgi import (
 )
 from bridge.eras import HANDSHAKE_VERSIONS, MODERN_VERSIONS, check_envelope, http_status, strip_envelope
 from bridge.exceptions import ServerUnavailable
+from bridge.exchange import Exchange
 from bridge.jsonrpc import (
     CONNECTION_CLOSED,
     INVALID_REQUEST,
@@ -47,7 +48,6 @@ from bridge.jsonrpc import (
 from bridge.listen import serve_listen
 from bridge.sessions import ModernPeer, Session
 from bridge.state import BridgeState
-from bridge.stdio.relay import Exchange
 
 __all__ = ["StreamableHTTPEndpoint", "respond"]
 
@@ -117,10 +117,10 @@ async def respond(
             if streaming:
                 await send({"type": "http.response.body", "body": sse_event(data), "more_body": not final})
     except _ClientGone:
-        state.backend.relay_for(exchange.peer).cancel(exchange, "the client closed its connection")
+        state.backend.cancel(exchange, "the client closed its connection")
         return "disconnected"
     except TimeoutError:
-        state.backend.relay_for(exchange.peer).cancel(exchange, f"timed out after {timeout:.0f} s")
+        state.backend.cancel(exchange, f"timed out after {timeout:.0f} s")
         data = error_bytes(
             exchange.client_id,
             REQUEST_TIMEOUT,
@@ -369,7 +369,6 @@ class StreamableHTTPEndpoint:
 
     async def _listen(self, receive: Receive, send: Send, message: Message, sse_ok: bool) -> None:
         state = self.state
-        shared = state.backend.shared
         if not sse_ok:
             await _reject(
                 send,
@@ -378,11 +377,12 @@ class StreamableHTTPEndpoint:
                 "subscriptions/listen answers with an event stream: accept text/event-stream.",
             )
             return
-        if shared is None or shared.init_result is None:
-            await send_json(send, 503, error_bytes(message["id"], CONNECTION_CLOSED, "The MCP server is not ready."))
+        try:
+            capabilities = state.backend.discover_result()["capabilities"]
+        except ServerUnavailable as exc:
+            await send_json(send, 503, error_bytes(message["id"], CONNECTION_CLOSED, str(exc)))
             return
-        capabilities = shared.init_result.get("capabilities") or {}
-        await serve_listen(shared.relay, capabilities, message, receive, send, state.drain)
+        await serve_listen(state.backend, capabilities, message, receive, send, state.drain)
 
     async def _get(self, receive: Receive, send: Send, headers: dict[bytes, bytes]) -> None:
         if b"text/event-stream" not in headers.get(b"accept", b""):

@@ -18,10 +18,11 @@ from typing import Any, Final
 from bridge._version import __version__
 from bridge.eras import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_VERSIONS
 from bridge.exceptions import ServerUnavailable
+from bridge.exchange import Exchange, Peer
 from bridge.jsonrpc import Message, result_bytes
 from bridge.sessions import Session
 from bridge.stdio.links import Link, open_fifo, spawn_process
-from bridge.stdio.relay import Exchange, Peer, Relay
+from bridge.stdio.relay import Relay
 from bridge.stdio.supervisor import RestartPolicy, Supervisor
 
 __all__ = ["StdioBackend"]
@@ -110,7 +111,7 @@ class StdioBackend:
         relays = [s.relay for s in self._children.values()] + ([self.shared.relay] if self.shared else [])
         return sum(relay.inflight for relay in relays)
 
-    def relay_for(self, peer: Peer | None) -> Relay:
+    def _relay_for(self, peer: Peer | None) -> Relay:
         if self.shared is not None:
             return self.shared.relay
         supervisor = self._children.get(peer) if isinstance(peer, Session) else None
@@ -171,7 +172,7 @@ class StdioBackend:
         Subscriptions and log levels are counted per session so that one session's unsubscribe or quieter level
         does not take effect for the others.
         """
-        relay = self.relay_for(peer)
+        relay = self._relay_for(peer)
         method = exchange.method
         if method == "resources/subscribe" or method == "resources/unsubscribe":
             uri = (message.get("params") or {}).get("uri")
@@ -194,13 +195,35 @@ class StdioBackend:
             message["params"]["level"] = wanted
         relay.request(exchange, message)
 
+    def cancel(self, exchange: Exchange, reason: str) -> None:
+        with contextlib.suppress(ServerUnavailable):
+            self._relay_for(exchange.peer).cancel(exchange, reason)
+
+    def watch(self, listener: Callable[[Message], None], uris: set[str]) -> Callable[[], None]:
+        """Hear the shared server's notifications, with `uris` subscribed (counted like a session's subscriptions)."""
+        if self.shared is None:
+            raise ServerUnavailable("Only a shared server can be watched.")
+        relay = self.shared.relay
+        relay.listeners.append(listener)
+        for uri in uris:
+            if relay.subscribe(uri):
+                relay.send({"id": f"plexus-sub-{uri}", "method": "resources/subscribe", "params": {"uri": uri}})
+
+        def stop() -> None:
+            relay.listeners.remove(listener)
+            for uri in uris:
+                if relay.unsubscribe(uri):
+                    relay.send({"id": f"plexus-unsub-{uri}", "method": "resources/unsubscribe", "params": {"uri": uri}})
+
+        return stop
+
     def notify(self, peer: Peer, message: Message) -> None:
         with contextlib.suppress(ServerUnavailable):
-            self.relay_for(peer).notify(peer, message)
+            self._relay_for(peer).notify(peer, message)
 
     def answer(self, peer: Peer, message: Message) -> bool:
         try:
-            return self.relay_for(peer).answer(peer, message)
+            return self._relay_for(peer).answer(peer, message)
         except ServerUnavailable:
             return False
 
@@ -209,7 +232,7 @@ class StdioBackend:
         if self.shared is not None:
             relay = self.shared.relay
             for uri in relay.detach(session):
-                relay.send({"method": "resources/unsubscribe", "params": {"uri": uri}, "id": f"plexus-unsub-{uri}"})
+                relay.send({"id": f"plexus-unsub-{uri}", "method": "resources/unsubscribe", "params": {"uri": uri}})
             return
         supervisor = self._children.pop(session, None)
         if supervisor is not None:

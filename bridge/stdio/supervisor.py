@@ -19,10 +19,11 @@ from typing import Any, Final
 import orjson
 
 from bridge.exceptions import ServerUnavailable
+from bridge.exchange import Exchange
 from bridge.jsonrpc import Message
 from bridge.stdio.framing import read_lines
 from bridge.stdio.links import Link
-from bridge.stdio.relay import Exchange, Relay
+from bridge.stdio.relay import Relay
 
 __all__ = ["RestartPolicy", "Supervisor"]
 

@@ -8,8 +8,9 @@ import orjson
 import pytest
 
 from bridge.exceptions import ServerUnavailable
+from bridge.exchange import Exchange
 from bridge.jsonrpc import RequestId
-from bridge.stdio.relay import Exchange, Relay
+from bridge.stdio.relay import Relay
 
 pytestmark = pytest.mark.anyio
 
