@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
 from bridge.jsonrpc import RequestId, error_bytes
@@ -45,6 +46,7 @@ class Exchange:
         "client_token",
         "done",
         "error_code",
+        "headers",
         "method",
         "modern",
         "peer",
@@ -58,6 +60,8 @@ class Exchange:
         self.child_id = -1
         self.client_token: Any = None
         self.done = False
+        self.headers: Mapping[bytes, bytes] = {}
+        """The client's HTTP request headers, for backends allowed to forward some of them."""
         self.error_code: int | None = None
         """The JSON-RPC error code of the reply, if it was an error."""
         self._backlog: deque[tuple[bytes, bool]] = deque()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -17,12 +17,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from bridge.backend import Backend
 from bridge.eras import load_sdk
 from bridge.legacy_sse import MESSAGES_PATH, SSEEndpoint
 from bridge.metrics import BridgeMetrics
 from bridge.security import HostGuard
 from bridge.sessions import SessionRegistry
-from bridge.settings import BridgeSettings
+from bridge.settings import BridgeSettings, OpenAPISource
 from bridge.state import BridgeState
 from bridge.stdio.backend import StdioBackend
 from bridge.streamable import StreamableHTTPEndpoint
@@ -32,15 +33,7 @@ __all__ = ["create_app"]
 
 def create_app(settings: BridgeSettings) -> Starlette:
     """Build the bridge's ASGI app; `app.state.bridge` holds its shared state (used for draining)."""
-    backend = StdioBackend(
-        command=list(settings.command),
-        fifo=settings.fifo,
-        per_session=settings.session_mode == "per-session",
-        max_children=settings.max_children,
-        policy=settings.restart,
-        max_message_bytes=settings.max_message_bytes,
-        on_restart=lambda: metrics.restarts.inc(),
-    )
+    backend = _backend(settings, on_restart=lambda: metrics.restarts.inc())
     sessions = SessionRegistry(settings.max_sessions, settings.session_idle_timeout, backend.close_session)
     metrics = BridgeMetrics(lambda: len(sessions), lambda: backend.inflight)
     state = BridgeState(
@@ -116,6 +109,23 @@ class _BridgeApp(Starlette):
             await self._mcp(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+
+def _backend(settings: BridgeSettings, on_restart: Callable[[], None]) -> Backend:
+    source = settings.source
+    if isinstance(source, OpenAPISource):
+        from bridge.openapi.service import build_backend
+
+        return build_backend(source, settings.request_timeout)
+    return StdioBackend(
+        command=list(source.command),
+        fifo=source.fifo,
+        per_session=source.session_mode == "per-session",
+        max_children=source.max_children,
+        policy=source.restart,
+        max_message_bytes=source.max_message_bytes,
+        on_restart=on_restart,
+    )
 
 
 def _freeze_heap(_: object) -> None:

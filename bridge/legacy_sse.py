@@ -89,7 +89,7 @@ class SSEEndpoint:
             await send_json(send, 400, error_bytes(None, INVALID_REQUEST, "The body must be one JSON-RPC 2.0 object."))
             return
         if "method" in message and "id" in message:
-            task = asyncio.create_task(self._request(session, message))
+            task = asyncio.create_task(self._request(session, message, header_map(scope)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         elif "method" in message:
@@ -99,7 +99,7 @@ class SSEEndpoint:
         await send({"type": "http.response.start", "status": 202, "headers": []})
         await send({"type": "http.response.body", "body": b"Accepted"})
 
-    async def _request(self, session: Session, message: dict[str, object]) -> None:
+    async def _request(self, session: Session, message: dict[str, object], headers: dict[bytes, bytes]) -> None:
         """Run one request and put everything it produces on the session's event stream."""
         state = self.state
         method = str(message["method"])
@@ -108,11 +108,12 @@ class SSEEndpoint:
         started = time.perf_counter()
         if method == "initialize":
             try:
-                session.push(await state.backend.initialize(session, message, state.settings.restart.handshake_timeout))
+                session.push(await state.backend.initialize(session, message, state.settings.startup_timeout))
             except ServerUnavailable as exc:
                 session.push(error_bytes(request_id, CONNECTION_CLOSED, str(exc)))
             return
         exchange = Exchange(session, request_id, method)
+        exchange.headers = headers
         try:
             state.backend.call(session, exchange, message)
         except ServerUnavailable as exc:

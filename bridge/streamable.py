@@ -240,7 +240,7 @@ class StreamableHTTPEndpoint:
             return
         if "method" in message:
             if "id" in message:
-                await self._request(receive, send, session, message, sse_ok)
+                await self._request(receive, send, session, message, sse_ok, headers)
                 return
             state.backend.notify(session, message)
         elif "id" in message and ("result" in message or "error" in message):
@@ -271,7 +271,7 @@ class StreamableHTTPEndpoint:
         session = Session("streamable-http")
         state.sessions.add(session)
         try:
-            reply = await state.backend.initialize(session, message, state.settings.restart.handshake_timeout)
+            reply = await state.backend.initialize(session, message, state.settings.startup_timeout)
         except ServerUnavailable as exc:
             await state.sessions.close(session)
             state.metrics.observe("initialize", "unavailable", time.perf_counter() - started)
@@ -280,7 +280,15 @@ class StreamableHTTPEndpoint:
         state.metrics.observe("initialize", "ok", time.perf_counter() - started)
         await send_json(send, 200, reply, [(b"mcp-session-id", session.id.encode())])
 
-    async def _request(self, receive: Receive, send: Send, session: Session, message: Message, sse_ok: bool) -> None:
+    async def _request(
+        self,
+        receive: Receive,
+        send: Send,
+        session: Session,
+        message: Message,
+        sse_ok: bool,
+        headers: dict[bytes, bytes],
+    ) -> None:
         state = self.state
         method = message["method"]
         started = time.perf_counter()
@@ -303,6 +311,7 @@ class StreamableHTTPEndpoint:
             )
             return
         exchange = Exchange(session, message["id"], method)
+        exchange.headers = headers
         try:
             state.backend.call(session, exchange, message)
         except ServerUnavailable as exc:
@@ -358,6 +367,7 @@ class StreamableHTTPEndpoint:
         strip_envelope(message)
         peer = ModernPeer()
         exchange = Exchange(peer, request_id, str(method), modern=True)
+        exchange.headers = headers
         try:
             state.backend.call(peer, exchange, message)
         except ServerUnavailable as exc:

@@ -10,6 +10,7 @@ import pytest
 
 from bridge.cli import settings_from_args
 from bridge.exceptions import ConfigError
+from bridge.settings import StdioSource
 
 
 def test_flags_and_environment_variables_both_configure(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -21,7 +22,7 @@ def test_flags_and_environment_variables_both_configure(monkeypatch: pytest.Monk
     assert settings.max_sessions == 7
     assert settings.port == 9100
     assert settings.allowed_hosts == ("a", "b")
-    assert settings.command == ("server", "--flag")
+    assert isinstance(settings.source, StdioSource) and settings.source.command == ("server", "--flag")
 
 
 def test_a_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

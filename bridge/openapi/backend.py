@@ -1,0 +1,248 @@
+"""Serves a REST API as MCP tools: `tools/list` from pages built once, `tools/call` as one HTTP request each.
+
+There is no process to supervise and no server-side session: every client session shares the same tools, one
+pooled aiohttp session, and the same credentials. Tool calls run as tasks so that a client's cancellation, a
+closed session or the request timeout stops the HTTP request too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import aiohttp
+import orjson
+
+from bridge.eras import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_VERSIONS, modern_result
+from bridge.exceptions import ServerUnavailable
+from bridge.exchange import Exchange, Peer
+from bridge.jsonrpc import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message, error_bytes, result_bytes
+from bridge.openapi.auth import Credentials
+from bridge.openapi.invoke import Invoker
+from bridge.openapi.loader import SYNC_VALIDATION_LIMIT, Spec
+from bridge.openapi.tools import Operation
+from bridge.sessions import Session
+
+__all__ = ["OpenAPIBackend"]
+
+logger = logging.getLogger(__name__)
+
+INSTRUCTIONS_LIMIT: Final = 4000
+"""Characters of the spec's description offered as the server's instructions."""
+
+CONNECTIONS_PER_HOST: Final = 100
+"""Pooled connections to the REST API; more concurrent calls wait for one."""
+
+VALIDATION_NICENESS: Final = 10
+"""Scheduling priority of the background validation of a large spec: below the bridge's own."""
+
+CAPABILITIES: Final = {"tools": {"listChanged": False}}
+
+
+class OpenAPIBackend:
+    """The OpenAPI side of the bridge: tool listing, argument checking, calls, and their cancellation."""
+
+    per_session = False
+    gave_up: str | None = None
+
+    def __init__(
+        self,
+        spec: Spec,
+        operations: list[Operation],
+        *,
+        base_url: str,
+        page_size: int,
+        request_timeout: float,
+        max_response_bytes: int,
+        forward_headers: tuple[str, ...],
+        environ: Mapping[str, str] = os.environ,
+    ) -> None:
+        info = spec.document.get("info") or {}
+        self._server_info = {"name": str(info.get("title") or "openapi"), "version": str(info.get("version") or "")}
+        self._instructions = str(info.get("description") or "")[:INSTRUCTIONS_LIMIT]
+        self._operations = {op.tool["name"]: op for op in operations}
+        tools = [op.tool for op in operations]
+        self._pages = [tools[start : start + page_size] for start in range(0, len(tools), page_size)] or [[]]
+        self._page_bytes: dict[tuple[int, bool], bytes] = {}
+        self._base_url = base_url
+        self._timeout = request_timeout
+        self._max_response_bytes = max_response_bytes
+        self._forward = tuple(name.lower().encode() for name in forward_headers)
+        self._credentials = Credentials((spec.document.get("components") or {}).get("securitySchemes") or {}, environ)
+        self._invoker: Invoker | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: dict[Exchange, asyncio.Task[None]] = {}
+        self._spec_source = spec.source
+        self._validate_later = spec.size > SYNC_VALIDATION_LIMIT
+        self._validation: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._invoker is not None
+
+    @property
+    def inflight(self) -> int:
+        return len(self._tasks)
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=CONNECTIONS_PER_HOST)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=self._timeout), auto_decompress=True
+        )
+        self._invoker = Invoker(
+            self._base_url, self._session, self._credentials, max_response_bytes=self._max_response_bytes
+        )
+        if self._validate_later:
+            self._validation = asyncio.create_task(self._validate(), name="spec-validation")
+
+    async def _validate(self) -> None:
+        """Validate a large spec in a low-priority process of its own, so serving keeps its core; log the result."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bridge", "openapi", "--spec", self._spec_source, "--check",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, process.pid, VALIDATION_NICENESS)
+        try:
+            output, _ = await process.communicate()
+        except asyncio.CancelledError:
+            process.kill()
+            await process.wait()
+            raise
+        for line in output.decode(errors="replace").splitlines():
+            (logger.info if process.returncode == 0 else logger.warning)("Spec validation: %s", line)
+
+    async def stop(self) -> None:
+        if self._validation is not None:
+            self._validation.cancel()
+            await asyncio.gather(self._validation, return_exceptions=True)
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._invoker = None
+        if self._session is not None:
+            await self._session.close()
+
+    async def initialize(self, session: Session, message: Message, timeout: float) -> bytes:
+        params = message.get("params") or {}
+        session.capabilities = params.get("capabilities") or {}
+        requested = params.get("protocolVersion")
+        version = requested if requested in HANDSHAKE_VERSIONS else LATEST_HANDSHAKE_VERSION
+        session.protocol_version = version
+        result: dict[str, Any] = {
+            "protocolVersion": version,
+            "capabilities": CAPABILITIES,
+            "serverInfo": self._server_info,
+        }
+        if self._instructions:
+            result["instructions"] = self._instructions
+        return result_bytes(message["id"], result)
+
+    def call(self, peer: Peer, exchange: Exchange, message: Message) -> None:
+        if self._invoker is None:
+            raise ServerUnavailable("The bridge is starting or stopping; retry shortly.")
+        method = exchange.method
+        params = message.get("params") or {}
+        if method == "tools/list":
+            exchange.push(self._list_page(exchange, params.get("cursor")), final=True)
+        elif method == "tools/call":
+            self._start_call(peer, exchange, params)
+        elif method == "ping":
+            exchange.push(result_bytes(exchange.client_id, {}), final=True)
+        else:
+            exchange.fail(METHOD_NOT_FOUND, f"{method} is not served: this bridge offers tools only.")
+
+    def _list_page(self, exchange: Exchange, cursor: Any) -> bytes:
+        index = 0
+        if cursor is not None:
+            if not (isinstance(cursor, str) and cursor.isdigit() and int(cursor) < len(self._pages)):
+                return error_bytes(
+                    exchange.client_id, INVALID_PARAMS, f"Unknown cursor {cursor!r}; list from the start."
+                )
+            index = int(cursor)
+        key = (index, exchange.modern)
+        page = self._page_bytes.get(key)
+        if page is None:
+            result: dict[str, Any] = {"tools": self._pages[index]}
+            if index + 1 < len(self._pages):
+                result["nextCursor"] = str(index + 1)
+            if exchange.modern:
+                modern_result("tools/list", result)
+            page = self._page_bytes[key] = orjson.dumps(result)
+        return b'{"jsonrpc":"2.0","id":' + orjson.dumps(exchange.client_id) + b',"result":' + page + b"}"
+
+    def _start_call(self, peer: Peer, exchange: Exchange, params: Mapping[str, Any]) -> None:
+        name = params.get("name")
+        operation = self._operations.get(name) if isinstance(name, str) else None
+        if operation is None:
+            exchange.fail(INVALID_PARAMS, f"Unknown tool {name!r}; tools/list shows the tools this bridge serves.")
+            return
+        arguments = params.get("arguments") or {}
+        if not isinstance(arguments, dict):
+            exchange.fail(INVALID_PARAMS, "Tool arguments must be a JSON object.")
+            return
+        forwarded = {
+            key.decode(): value.decode("latin-1") for key, value in exchange.headers.items() if key in self._forward
+        }
+        peer.inflight[exchange.client_id] = exchange
+        task = asyncio.create_task(self._run(exchange, operation, arguments, forwarded))
+        self._tasks[exchange] = task
+        task.add_done_callback(lambda _: self._tasks.pop(exchange, None))
+
+    async def _run(
+        self, exchange: Exchange, operation: Operation, arguments: Mapping[str, Any], forwarded: Mapping[str, str]
+    ) -> None:
+        assert self._invoker is not None
+        try:
+            result = await self._invoker.call(operation, arguments, forwarded)
+        except Exception:
+            logger.exception("Calling %s failed inside the bridge", operation.tool["name"])
+            result = {
+                "content": [{"type": "text", "text": "The bridge failed to make this call; see its log."}],
+                "isError": True,
+            }
+        if exchange.modern:
+            modern_result("tools/call", result)
+        exchange.push(result_bytes(exchange.client_id, result), final=True)
+
+    def cancel(self, exchange: Exchange, reason: str) -> None:
+        task = self._tasks.get(exchange)
+        if task is not None:
+            task.cancel()
+
+    def notify(self, peer: Peer, message: Message) -> None:
+        if message.get("method") == "notifications/cancelled":
+            params = message.get("params") or {}
+            exchange = peer.inflight.get(params.get("requestId"))  # type: ignore[arg-type]  # any JSON id misses
+            if exchange is not None:
+                self.cancel(exchange, "cancelled by the client")
+                exchange.fail(INVALID_REQUEST, "Request cancelled by the client.")
+
+    def answer(self, peer: Peer, message: Message) -> bool:
+        return False
+
+    async def close_session(self, session: Session) -> None:
+        for exchange in list(session.inflight.values()):
+            self.cancel(exchange, "the session ended")
+
+    def discover_result(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "resultType": "complete",
+            "supportedVersions": [*MODERN_VERSIONS, *reversed(HANDSHAKE_VERSIONS)],
+            "capabilities": CAPABILITIES,
+            "cacheScope": "public",
+            "ttlMs": 0,
+            "_meta": {"io.modelcontextprotocol/serverInfo": self._server_info},
+        }
+        if self._instructions:
+            result["instructions"] = self._instructions
+        return result
+
+    def watch(self, listener: Callable[[Message], None], uris: set[str]) -> Callable[[], None]:
+        """A REST API announces no changes; a listen stream only gets its acknowledgement."""
+        return lambda: None
