@@ -75,11 +75,13 @@ class RunningBridge:
 
 
 @contextlib.contextmanager
-def run_bridge(*args: str, env: dict[str, str] | None = None, wait: bool = True) -> Iterator[RunningBridge]:
-    """Run `python -m bridge stdio ARGS` on a free loopback port; SIGTERM it on exit."""
+def run_bridge(
+    *args: str, env: dict[str, str] | None = None, wait: bool = True, mode: str = "stdio"
+) -> Iterator[RunningBridge]:
+    """Run `python -m bridge MODE ARGS` (stdio or openapi) on a free loopback port; SIGTERM it on exit."""
     port = free_port()
     process = subprocess.Popen(
-        [*BRIDGE, "stdio", "--port", str(port), *args],
+        [*BRIDGE, mode, "--port", str(port), *args],
         stderr=subprocess.PIPE,
         env={**os.environ, **(env or {})},
         cwd=ROOT,

@@ -27,6 +27,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urljoin
 
 import aiohttp
 
@@ -78,7 +79,7 @@ class _Token:
 class Credentials:
     """Applies the configured credentials of each security scheme to outgoing requests."""
 
-    def __init__(self, schemes: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    def __init__(self, schemes: Mapping[str, Any], environ: Mapping[str, str], base_url: str) -> None:
         self._schemes = schemes
         self._values: dict[str, Any] = {}
         self._tokens: dict[str, _Token] = {}
@@ -95,7 +96,8 @@ class Credentials:
                 secret = _secret(environ, name, "_CLIENT_SECRET")
                 token_url = ((scheme.get("flows") or {}).get("clientCredentials") or {}).get("tokenUrl")
                 if client_id is not None and secret is not None and token_url:
-                    self._values[name] = (client_id, secret, token_url)
+                    # A relative tokenUrl (FastAPI writes "/token") is relative to the API's address.
+                    self._values[name] = (client_id, secret, urljoin(base_url.rstrip("/") + "/", str(token_url)))
                     self._token_locks[name] = asyncio.Lock()
             elif kind in ("apiKey", "http"):
                 value = _secret(environ, name)

@@ -73,7 +73,8 @@ class OpenAPIBackend:
         self._timeout = request_timeout
         self._max_response_bytes = max_response_bytes
         self._forward = tuple(name.lower().encode() for name in forward_headers)
-        self._credentials = Credentials((spec.document.get("components") or {}).get("securitySchemes") or {}, environ)
+        schemes = (spec.document.get("components") or {}).get("securitySchemes") or {}
+        self._credentials = Credentials(schemes, environ, base_url)
         self._invoker: Invoker | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tasks: dict[Exchange, asyncio.Task[None]] = {}
