@@ -163,8 +163,8 @@ class Invoker:
             async with self._session.request(
                 operation.method, url, data=data, headers=parts.headers, cookies=parts.cookies or None
             ) as response:
-                body = await response.content.read(self._max_response_bytes + 1)
-                if len(body) > self._max_response_bytes:
+                body = await self._read(response)
+                if body is None:
                     return _error(
                         f"{operation.method} {path} answered more than {self._max_response_bytes} bytes "
                         "(--max-response-bytes); narrow the request (pagination, filters)."
@@ -183,6 +183,17 @@ class Invoker:
                 hint = f" (no credentials configured: set {self._credentials.missing_hint(operation.security)})"
             return _error(f"HTTP {status} {reason or ''} from {operation.method} {path}{hint}: {text}".strip())
         return self._result(operation, status, content_type, body, url)
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes | None:
+        """The whole body, or None past the limit; read to the end so the connection goes back to the pool."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_any():
+            size += len(chunk)
+            if size > self._max_response_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _body(self, operation: Operation, arguments: Mapping[str, Any], parts: RequestParts) -> Any:
         body = operation.body
