@@ -92,8 +92,11 @@ class OpenAPIBackend:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=CONNECTIONS_PER_HOST)
+        # No cookie jar: cookies come from the spec's parameters and credentials, never from earlier responses.
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=self._timeout), auto_decompress=True
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         self._invoker = Invoker(
             self._base_url, self._session, self._credentials, max_response_bytes=self._max_response_bytes

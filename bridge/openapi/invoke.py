@@ -1,6 +1,9 @@
 """Calling one operation: tool arguments checked against the tool's schema, turned into an HTTP request, sent with
 aiohttp, and the response turned into a `CallToolResult`.
 
+Arguments are checked with jsonschema-rs: about ten times faster than jsonschema on this hot path, and its regex
+engine accepts the ECMA-262 patterns (`\\p{L}`) that specs use and Python's `re` rejects.
+
 aiohttp, not httpx2: at 16 concurrent requests here httpx2 spends about 480 µs of CPU per request and aiohttp about
 77 µs, and on this path the client's cost is the bridge's ceiling. Every aiohttp error is translated here, at the
 seam, into a tool error that names the API and the cause.
@@ -16,8 +19,9 @@ from typing import Any, Final
 from urllib.parse import quote, urlencode
 
 import aiohttp
-import jsonschema
+import jsonschema_rs
 import orjson
+from yarl import URL
 
 from bridge.openapi.auth import Credentials, RequestParts
 from bridge.openapi.tools import Operation, Parameter
@@ -43,20 +47,12 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _without_unknown_patterns(schema: Any) -> Any:
-    """A copy for validation only: `pattern`s Python's `re` cannot compile (ECMA-262 `\\p{..}`, ...) are skipped."""
+def _without_patterns(schema: Any) -> Any:
+    """A copy for validation only, with every `pattern` dropped (for the rare one the regex engine rejects)."""
     if isinstance(schema, dict):
-        copied = {}
-        for key, value in schema.items():
-            if key == "pattern" and isinstance(value, str):
-                try:
-                    re.compile(value)
-                except re.error:
-                    continue
-            copied[key] = _without_unknown_patterns(value) if key not in ("enum", "const", "default") else value
-        return copied
+        return {key: _without_patterns(value) for key, value in schema.items() if key != "pattern"}
     if isinstance(schema, list):
-        return [_without_unknown_patterns(item) for item in schema]
+        return [_without_patterns(item) for item in schema]
     return schema
 
 
@@ -104,24 +100,31 @@ class Invoker:
         self._session = session
         self._credentials = credentials
         self._max_response_bytes = max_response_bytes
-        self._validators: dict[str, jsonschema.protocols.Validator] = {}
+        self._validators: dict[str, Any] = {}
 
-    def _validator(self, operation: Operation) -> jsonschema.protocols.Validator:
+    def _validator(self, operation: Operation) -> Any:
+        """The tool's compiled argument validator (built on first use: a big spec has thousands of tools)."""
         name = operation.tool["name"]
         validator = self._validators.get(name)
         if validator is None:
-            schema = _without_unknown_patterns(operation.tool["inputSchema"])
-            cls = jsonschema.Draft202012Validator
-            validator = self._validators[name] = cls(schema, format_checker=cls.FORMAT_CHECKER)
+            schema = operation.tool["inputSchema"]
+            try:
+                validator = jsonschema_rs.validator_for(schema, validate_formats=True)
+            except (ValueError, jsonschema_rs.ValidationError) as exc:
+                logger.warning("Tool %s: its schema does not compile (%s); checking it without patterns.", name, exc)
+                validator = jsonschema_rs.validator_for(_without_patterns(schema), validate_formats=True)
+            self._validators[name] = validator
         return validator
 
     def check(self, operation: Operation, arguments: Mapping[str, Any]) -> dict[str, Any] | None:
         """An `isError` result listing each invalid argument, or None when the arguments fit the schema."""
-        errors = sorted(self._validator(operation).iter_errors(arguments), key=lambda e: list(e.absolute_path))
+        errors = sorted(
+            self._validator(operation).iter_errors(arguments), key=lambda e: list(map(str, e.instance_path))
+        )
         if not errors:
             return None
         lines = [
-            f"- {'/'.join(str(p) for p in error.absolute_path) or '(arguments)'}: {error.message}"
+            f"- {'/'.join(str(p) for p in error.instance_path) or '(arguments)'}: {error.message}"
             for error in errors[:MAX_ERRORS_LISTED]
         ]
         if len(errors) > MAX_ERRORS_LISTED:
@@ -154,14 +157,19 @@ class Invoker:
         requirement = self._credentials.choose(operation.security)
         if requirement is None and operation.security and not any(not alt for alt in operation.security):
             logger.debug("No credentials for %s; calling it without", operation.tool["name"])
-        url = self.base_url + path
+        # Encoded here, once: the URL is handed to aiohttp as already encoded, which spares it a parse.
+        url = self.base_url + quote(path, safe="/%:@!$&'()*+,;=")
         if parts.query:
             url += "?" + urlencode(parts.query)
         try:
             if requirement:
                 await self._credentials.apply(requirement, parts, self._session)
             async with self._session.request(
-                operation.method, url, data=data, headers=parts.headers, cookies=parts.cookies or None
+                operation.method,
+                URL(url, encoded=True),
+                data=data,
+                headers=parts.headers,
+                cookies=parts.cookies or None,
             ) as response:
                 body = await self._read(response)
                 if body is None:
