@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from bridge.backend import Backend
@@ -31,9 +31,16 @@ from bridge.streamable import StreamableHTTPEndpoint
 __all__ = ["create_app"]
 
 
-def create_app(settings: BridgeSettings) -> Starlette:
-    """Build the bridge's ASGI app; `app.state.bridge` holds its shared state (used for draining)."""
-    backend = _backend(settings, on_restart=lambda: metrics.restarts.inc())
+def create_app(
+    settings: BridgeSettings, *, backend: Backend | None = None, routes: Sequence[BaseRoute] = ()
+) -> Starlette:
+    """Build the HTTP front's ASGI app; `app.state.bridge` holds its shared state (used for draining).
+
+    The backend comes from `settings.source` unless one is given (the aggregator brings its own, and `routes` of its
+    own, such as `/targets`).
+    """
+    if backend is None:
+        backend = _backend(settings, on_restart=lambda: metrics.restarts.inc())
     sessions = SessionRegistry(settings.max_sessions, settings.session_idle_timeout, backend.close_session)
     metrics = BridgeMetrics(lambda: len(sessions), lambda: backend.inflight)
     state = BridgeState(
@@ -89,6 +96,7 @@ def create_app(settings: BridgeSettings) -> Starlette:
             Route("/livez", livez),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
+            *routes,
         ],
         lifespan=lifespan,
     )
@@ -113,6 +121,8 @@ class _BridgeApp(Starlette):
 
 def _backend(settings: BridgeSettings, on_restart: Callable[[], None]) -> Backend:
     source = settings.source
+    if source is None:
+        raise ValueError("BridgeSettings.source is required unless create_app() is given a backend")
     if isinstance(source, OpenAPISource):
         from bridge.openapi.service import build_backend
 

@@ -69,7 +69,8 @@ class OpenAPISource:
 class BridgeSettings:
     """What `plexus-bridge` is told by its flags and `PLEXUS_*` environment variables."""
 
-    source: StdioSource | OpenAPISource
+    source: StdioSource | OpenAPISource | None
+    """What to serve; None when the embedding app (the aggregator) hands `create_app` a backend of its own."""
     host: str = "127.0.0.1"
     port: int = 8080
     max_sessions: int = 1000
