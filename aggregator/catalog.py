@@ -1,0 +1,115 @@
+"""What every target offers, cached, and the one merged view clients see.
+
+Each target's tools, prompts, resources and resource templates are fetched whole (every page) when it connects and
+again when it announces a change, so `tools/list` is answered from memory however many targets there are. The
+merged view prefixes names (`<target><sep><name>`), rewrites resource URIs reversibly, applies each target's policy
+(include, exclude, rename, descriptions) and remembers where each exposed name leads.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from aggregator.discovery import TargetPolicy
+from aggregator.naming import exposed_name, exposed_uri
+
+__all__ = ["KINDS", "Catalog", "Kind", "TargetLists"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One list an MCP server offers: the method that lists it, the result key, and the capability it needs."""
+
+    method: str
+    key: str
+    capability: str
+
+
+KINDS: Final = (
+    Kind("tools/list", "tools", "tools"),
+    Kind("prompts/list", "prompts", "prompts"),
+    Kind("resources/list", "resources", "resources"),
+    Kind("resources/templates/list", "resourceTemplates", "resources"),
+)
+"""The lists the aggregator caches and merges."""
+
+
+@dataclass
+class TargetLists:
+    """A target's own lists, as it sent them."""
+
+    items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    instructions: str | None = None
+
+
+@dataclass
+class Catalog:
+    """The merged, exposed lists and the routes back to their targets; rebuilt whenever any target's lists change."""
+
+    lists: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {kind.key: [] for kind in KINDS})
+    tools: dict[str, tuple[str, str]] = field(default_factory=dict)
+    prompts: dict[str, tuple[str, str]] = field(default_factory=dict)
+    conflicts: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls,
+        targets: Mapping[str, TargetLists],
+        policies: Mapping[str, TargetPolicy],
+        *,
+        prefix: bool,
+        separator: str,
+    ) -> Catalog:
+        catalog = cls()
+        for target in sorted(targets):
+            lists, policy = targets[target], policies.get(target, TargetPolicy())
+            for kind in KINDS:
+                for item in lists.items.get(kind.key, ()):
+                    catalog._add(kind.key, target, item, policy, prefix=prefix, separator=separator)
+        for key, routes in (("tools", catalog.tools), ("prompts", catalog.prompts)):
+            catalog.lists[key] = [item for item in catalog.lists[key] if item["name"] in routes]
+        return catalog
+
+    def _add(
+        self, key: str, target: str, item: dict[str, Any], policy: TargetPolicy, *, prefix: bool, separator: str
+    ) -> None:
+        if key in ("resources", "resourceTemplates"):
+            uri_key = "uri" if key == "resources" else "uriTemplate"
+            if not isinstance(item.get(uri_key), str):
+                return
+            self.lists[key].append({**item, uri_key: exposed_uri(target, item[uri_key])})
+            return
+        name = item.get("name")
+        if not isinstance(name, str) or not _selected(name, policy):
+            return
+        exposed = exposed_name(target, policy.rename.get(name, name), prefix=prefix, separator=separator)
+        routes = self.tools if key == "tools" else self.prompts
+        if exposed in routes:
+            # Only without prefixes can two targets offer one name; neither is exposed, and the conflict is reported.
+            owner = routes[exposed][0]
+            self.conflicts.append(f"{key[:-1]} {exposed!r} is offered by both {owner!r} and {target!r}")
+            logger.warning("Not exposing %s %r: both %r and %r offer it.", key[:-1], exposed, owner, target)
+            routes[exposed] = ("", "")
+            return
+        routes[exposed] = (target, name)
+        exposed_item = {**item, "name": exposed}
+        if key == "tools" and name in policy.descriptions:
+            exposed_item["description"] = policy.descriptions[name]
+        self.lists[key].append(exposed_item)
+
+    def route(self, key: str, exposed: str) -> tuple[str, str] | None:
+        routes = self.tools if key == "tools" else self.prompts
+        found = routes.get(exposed)
+        return found if found and found[0] else None
+
+
+def _selected(name: str, policy: TargetPolicy) -> bool:
+    if policy.include and not any(fnmatch.fnmatchcase(name, pattern) for pattern in policy.include):
+        return False
+    return not any(fnmatch.fnmatchcase(name, pattern) for pattern in policy.exclude)

@@ -1,0 +1,189 @@
+"""The aggregator in front of real bridges: one endpoint for every target, in both eras, through faults and edits."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp.client import Client
+
+from tests.bridge.wire import WireSession
+from tests.conftest import ECHO_SERVER, ROOT, RunningBridge, free_port, node_bin, run_bridge
+
+pytestmark = pytest.mark.anyio
+
+STARTUP = 60.0
+"""Seconds for the aggregator and its targets to come up."""
+
+
+@contextlib.contextmanager
+def run_aggregator(*args: str) -> Iterator[RunningBridge]:
+    """Run `python -m aggregator ARGS` on a free loopback port; SIGTERM it on exit."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aggregator", *args, "--port", str(port)], stderr=subprocess.PIPE, cwd=ROOT
+    )
+    running = RunningBridge(f"http://127.0.0.1:{port}", process)
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def targets(aggregator: RunningBridge) -> dict[str, dict[str, Any]]:
+    document = httpx2.get(aggregator.url + "/targets", timeout=5).json()
+    return {target["name"]: target for target in document["targets"]}
+
+
+def wait_for(aggregator: RunningBridge, **statuses: str) -> None:
+    """Poll /targets until each named target has the given status."""
+    deadline = time.monotonic() + STARTUP
+    while True:
+        current = targets(aggregator)
+        if all(current.get(name, {}).get("status") == status for name, status in statuses.items()):
+            return
+        assert time.monotonic() < deadline, f"targets not {statuses}: {current}"
+        time.sleep(0.05)
+
+
+def write_config(path: Path, entries: dict[str, str], **top: Any) -> None:
+    lines = [f"{key}: {value}" for key, value in top.items()] + ["targets:"]
+    lines += [f"  - name: {name}\n    url: {url}" for name, url in entries.items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_one_endpoint_lists_and_calls_every_target(mode: str, tmp_path: Path) -> None:
+    """Tools, prompts and resources of two bridges appear prefixed; calls, prompts and reads reach the owner."""
+    with (
+        run_bridge("--", *ECHO_SERVER) as echo,
+        run_bridge("--", node_bin("mcp-server-everything"), "stdio") as everything,
+    ):
+        config = tmp_path / "aggregator.yaml"
+        write_config(config, {"echo": echo.mcp, "everything": everything.mcp})
+        with run_aggregator("--config", str(config)) as aggregator:
+            wait_for(aggregator, echo="up", everything="up")
+            with anyio.fail_after(30):
+                async with Client(aggregator.mcp, mode=mode) as client:
+                    names = {tool.name for tool in (await client.list_tools()).tools}
+                    assert {"echo_echo", "echo_pid", "everything_echo", "everything_get-sum"} <= names
+                    echoed = await client.call_tool("echo_echo", {"message": "through two hops"})
+                    assert echoed.content[0].text == "through two hops"  # type: ignore[union-attr]
+                    total = await client.call_tool("everything_get-sum", {"a": 20, "b": 22})
+                    assert "42" in total.content[0].text  # type: ignore[union-attr]
+                    prompt = await client.get_prompt("everything_simple-prompt")
+                    assert prompt.messages
+                    resources = (await client.list_resources()).resources
+                    assert resources and str(resources[0].uri).startswith("plexus://everything/")
+                    read = await client.read_resource(resources[0].uri)
+                    assert str(read.contents[0].uri) == str(resources[0].uri)
+
+
+async def test_a_dead_target_is_reported_and_never_blocks_the_others(tmp_path: Path) -> None:
+    """A target nobody listens on is listed as missing in `_meta`; the live target's tools are served at once."""
+    with run_bridge("--", *ECHO_SERVER) as echo:
+        config = tmp_path / "aggregator.yaml"
+        write_config(config, {"echo": echo.mcp, "ghost": f"http://127.0.0.1:{free_port()}/mcp"})
+        with run_aggregator("--config", str(config)) as aggregator:
+            wait_for(aggregator, echo="up", ghost="down")
+            async with httpx2.AsyncClient(timeout=10) as http:
+                session = WireSession(http, aggregator.mcp)
+                await session.initialize()
+                started = time.monotonic()
+                listing = (await session.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})).json()["result"]
+                assert time.monotonic() - started < 1.0
+                assert {tool["name"] for tool in listing["tools"]} == {"echo_echo", "echo_pid", "echo_announce"}
+                missing = listing["_meta"]["dev.plexus/missing"]
+                assert missing[0]["target"] == "ghost" and "ghost" in missing[0]["reason"]
+
+
+async def test_a_killed_target_goes_down_fast_and_comes_back(tmp_path: Path) -> None:
+    """Calls to a target whose bridge died fail at once naming it; when it is back, its tools return."""
+    port = free_port()
+    bridge_cmd = [sys.executable, "-m", "bridge", "stdio", "--port", str(port), "--", *ECHO_SERVER]
+    first = subprocess.Popen(bridge_cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
+    try:
+        config = tmp_path / "aggregator.yaml"
+        write_config(config, {"echo": f"http://127.0.0.1:{port}/mcp"})
+        with run_aggregator("--config", str(config)) as aggregator:
+            wait_for(aggregator, echo="up")
+            async with httpx2.AsyncClient(timeout=10) as http:
+                session = WireSession(http, aggregator.mcp)
+                await session.initialize()
+                first.kill()
+                first.wait()
+                started = time.monotonic()
+                failed = await session.call(1, "echo_echo", {"message": "anyone?"})
+                assert time.monotonic() - started < 2.0
+                assert "echo" in failed["error"]["message"]
+                wait_for(aggregator, echo="down")
+                second = subprocess.Popen(bridge_cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
+                try:
+                    wait_for(aggregator, echo="up")
+                    result = await session.call(2, "echo_echo", {"message": "back"})
+                    assert result["result"]["content"][0]["text"] == "back"
+                finally:
+                    second.terminate()
+                    second.wait()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+
+async def test_editing_the_config_adds_targets_and_tells_connected_clients(tmp_path: Path) -> None:
+    """A target added to the file appears for a connected client, which is sent tools/list_changed."""
+    with run_bridge("--", *ECHO_SERVER) as first, run_bridge("--", *ECHO_SERVER) as second:
+        config = tmp_path / "aggregator.yaml"
+        write_config(config, {"one": first.mcp})
+        with run_aggregator("--config", str(config)) as aggregator:
+            wait_for(aggregator, one="up")
+            changed = anyio.Event()
+
+            async def on_message(message: Any) -> None:
+                if "ToolListChanged" in type(getattr(message, "root", message)).__name__:
+                    changed.set()
+
+            async with Client(aggregator.mcp, mode="legacy", message_handler=on_message) as client:
+                before = {tool.name for tool in (await client.list_tools()).tools}
+                write_config(config, {"one": first.mcp, "two": second.mcp})
+                with anyio.fail_after(20):
+                    await changed.wait()
+                after = {tool.name for tool in (await client.list_tools()).tools}
+                assert before < after and "two_echo" in after
+
+
+def test_dev_mode_starts_a_bridge_per_entry_and_stops_them(tmp_path: Path) -> None:
+    """`plexus-aggregator dev FILE` runs stdio and OpenAPI entries as bridges and stops them with itself."""
+    config = tmp_path / "dev.yaml"
+    config.write_text(
+        "targets:\n"
+        f"  - name: echo\n    stdio: [{sys.executable}, {ECHO_SERVER[1]}]\n"
+        f"  - name: rest\n    openapi: {{spec: {ROOT / 'bench' / 'echo_api.yaml'}, base_url: 'http://127.0.0.1:9'}}\n"
+    )
+    with run_aggregator("dev", str(config)) as aggregator:
+        wait_for(aggregator, echo="up", rest="up")
+        children = subprocess.run(["pgrep", "-P", str(aggregator.process.pid)], capture_output=True, text=True)
+        pids = [int(pid) for pid in children.stdout.split()]
+        assert len(pids) == 2
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
