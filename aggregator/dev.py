@@ -79,17 +79,18 @@ class LaunchingSource:
             target = targets.get(name)
             if target is None or target.launch != self._bridges[name].launch:
                 await self._stop(name)
+        new = [name for name, target in targets.items() if target.launch is not None and name not in self._bridges]
+        # Started together: each bridge's own start (and its server's) overlaps the others'.
+        started = await asyncio.gather(*(self._start(name, targets[name].launch or {}) for name in new))
+        for name, bridge in zip(new, started, strict=True):
+            if bridge is not None:
+                self._bridges[name] = bridge
         launched: dict[str, Target] = {}
         for name, target in targets.items():
             if target.launch is None:
                 launched[name] = target
-                continue
-            if name not in self._bridges:
-                bridge = await self._start(name, target.launch)
-                if bridge is None:
-                    continue
-                self._bridges[name] = bridge
-            launched[name] = dataclasses.replace(target, url=self._bridges[name].url)
+            elif name in self._bridges:
+                launched[name] = dataclasses.replace(target, url=self._bridges[name].url)
         return launched
 
     async def _start(self, name: str, launch: Mapping[str, Any]) -> _Bridge | None:

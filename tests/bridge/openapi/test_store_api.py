@@ -16,7 +16,7 @@ from mcp_types import BlobResourceContents
 
 from tests.bridge.test_inspector import inspector
 from tests.bridge.wire import WireSession
-from tests.conftest import FIXTURES, free_port, run_bridge
+from tests.conftest import ROOT, free_port, run_bridge
 
 pytestmark = pytest.mark.anyio
 
@@ -34,7 +34,7 @@ CREDENTIALS = {
 def store() -> Iterator[str]:
     """The store app on a free loopback port; yields its base URL."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(FIXTURES / "apps" / "store_api.py"), str(port)])
+    process = subprocess.Popen([sys.executable, str(ROOT / "examples" / "store_api.py"), str(port)])
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
