@@ -97,11 +97,15 @@ def validate_spec(spec: Spec) -> list[SpecError]:
     """Check the document against the OpenAPI specification with openapi-core; return the problems found."""
     from jsonschema.exceptions import ValidationError
     from openapi_core import OpenAPI
+    from referencing.exceptions import Unresolvable
 
     try:
         OpenAPI.from_dict(spec.document)
     except ValidationError as exc:
         return [_problem(exc)]
+    except Unresolvable as exc:
+        ref = "#" + str(getattr(exc, "ref", "")).lstrip("#")
+        return [SpecError(f"$ref {ref!r} points to nothing in the document", _where_referenced(spec.document, ref))]
     except Exception as exc:  # openapi-core raises several unrelated types for unreadable documents
         return [SpecError(f"{spec.source!r} is not a valid OpenAPI document: {exc}")]
     return []
@@ -109,6 +113,20 @@ def validate_spec(spec: Spec) -> list[SpecError]:
 
 def _problem(exc: Any) -> SpecError:
     return SpecError(f"Invalid OpenAPI document: {exc.message}", _pointer(exc.absolute_path))
+
+
+def _where_referenced(document: Any, ref: str) -> str:
+    """The JSON pointer of the first place that uses `ref` (iterative: documents can be deep)."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(document, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            if node.get("$ref") == ref:
+                return _pointer(path)
+            stack.extend((value, (*path, key)) for key, value in reversed(list(node.items())))
+        elif isinstance(node, list):
+            stack.extend((value, (*path, index)) for index, value in reversed(list(enumerate(node))))
+    return ""
 
 
 def _pointer(path: Iterable[Any]) -> str:
