@@ -22,12 +22,12 @@ from aggregator.exceptions import UpstreamError, UpstreamRequestError, UpstreamU
 from aggregator.naming import exposed_uri, original_uri, prefix_applies
 from aggregator.registry import Registry
 from bridge import __version__
-from bridge.eras import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_VERSIONS, modern_result
+from bridge.calls import CallTasks
+from bridge.eras import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION, discover_result, modern_result
 from bridge.exchange import Exchange, Peer
 from bridge.jsonrpc import (
     CONNECTION_CLOSED,
     INVALID_PARAMS,
-    INVALID_REQUEST,
     METHOD_NOT_FOUND,
     Message,
     error_bytes,
@@ -78,7 +78,7 @@ class AggregatorBackend:
         )
         self._sessions: set[Session] = set()
         self._listeners: list[Callable[[Message], None]] = []
-        self._tasks: dict[Exchange, asyncio.Task[None]] = {}
+        self._calls = CallTasks()
         self._tokens = itertools.count(1)
         self._started = False
         self.page_size = 200
@@ -89,7 +89,7 @@ class AggregatorBackend:
 
     @property
     def inflight(self) -> int:
-        return len(self._tasks)
+        return len(self._calls)
 
     async def start(self) -> None:
         await self.registry.start()
@@ -117,9 +117,7 @@ class AggregatorBackend:
             await asyncio.gather(self._source_task, return_exceptions=True)
         if self._applying is not None:
             await asyncio.gather(self._applying, return_exceptions=True)
-        for task in list(self._tasks.values()):
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self._calls.stop()
         await self.registry.stop()
 
     # The catalog and change notifications.
@@ -230,10 +228,7 @@ class AggregatorBackend:
             reason = state.error if state is not None and state.error else "not connected"
             exchange.fail(CONNECTION_CLOSED, f"Target {target!r} is down ({reason}); try again when it is back.")
             return
-        peer.inflight[exchange.client_id] = exchange
-        task = asyncio.create_task(self._run(exchange, target, method, params))
-        self._tasks[exchange] = task
-        task.add_done_callback(lambda _: self._tasks.pop(exchange, None))
+        self._calls.start(peer, exchange, self._run(exchange, target, method, params))
 
     def _route(self, method: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The owning target and the params it should see (its own names and URIs)."""
@@ -302,39 +297,21 @@ class AggregatorBackend:
         exchange.push(result_bytes(exchange.client_id, result), final=True)
 
     def cancel(self, exchange: Exchange, reason: str) -> None:
-        task = self._tasks.get(exchange)
-        if task is not None:
-            task.cancel()
+        self._calls.cancel(exchange)
 
     def notify(self, peer: Peer, message: Message) -> None:
-        if message.get("method") == "notifications/cancelled":
-            params = message.get("params") or {}
-            exchange = peer.inflight.get(params.get("requestId"))  # type: ignore[arg-type]  # any JSON id misses
-            if exchange is not None:
-                self.cancel(exchange, "cancelled by the client")
-                exchange.fail(INVALID_REQUEST, "Request cancelled by the client.")
+        self._calls.cancelled_by_client(peer, message)
 
     def answer(self, peer: Peer, message: Message) -> bool:
         return False
 
     async def close_session(self, session: Session) -> None:
         self._sessions.discard(session)
-        for exchange in list(session.inflight.values()):
-            self.cancel(exchange, "the session ended")
+        self._calls.cancel_all(session)
 
     def discover_result(self) -> dict[str, Any]:
-        result: dict[str, Any] = {
-            "resultType": "complete",
-            "supportedVersions": [*MODERN_VERSIONS, *reversed(HANDSHAKE_VERSIONS)],
-            "capabilities": CAPABILITIES,
-            "cacheScope": "private",
-            "ttlMs": 0,
-            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": self.config.server_name, "version": __version__}},
-        }
-        instructions = self._instructions()
-        if instructions:
-            result["instructions"] = instructions
-        return result
+        server_info = {"name": self.config.server_name, "version": __version__}
+        return discover_result(CAPABILITIES, server_info, self._instructions(), cache_scope="private")
 
     def watch(self, listener: Callable[[Message], None], uris: set[str]) -> Callable[[], None]:
         self._listeners.append(listener)

@@ -28,6 +28,7 @@ __all__ = [
     "MODERN_VERSIONS",
     "SUBSCRIPTION_ID_KEY",
     "check_envelope",
+    "discover_result",
     "http_status",
     "load_sdk",
     "modern_result",
@@ -83,6 +84,23 @@ def http_status(code: int) -> int:
     inbound = sys.modules.get(_SDK_MODULE)
     status: int = inbound.ERROR_CODE_HTTP_STATUS.get(code, 200) if inbound is not None else 200
     return status
+
+
+def discover_result(
+    capabilities: dict[str, Any], server_info: dict[str, Any], instructions: str | None, *, cache_scope: str
+) -> dict[str, Any]:
+    """The `server/discover` answer: every version the bridge speaks, and what a handshake would have said."""
+    result: dict[str, Any] = {
+        "resultType": "complete",
+        "supportedVersions": [*MODERN_VERSIONS, *reversed(HANDSHAKE_VERSIONS)],
+        "capabilities": capabilities,
+        "cacheScope": cache_scope,
+        "ttlMs": 0,
+        "_meta": {"io.modelcontextprotocol/serverInfo": server_info},
+    }
+    if instructions:
+        result["instructions"] = instructions
+    return result
 
 
 def strip_envelope(message: Message) -> None:

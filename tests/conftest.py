@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,9 +79,18 @@ def run_bridge(
     *args: str, env: dict[str, str] | None = None, wait: bool = True, mode: str = "stdio"
 ) -> Iterator[RunningBridge]:
     """Run `python -m bridge MODE ARGS` (stdio or openapi) on a free loopback port; SIGTERM it on exit."""
+    with run_server(lambda port: [*BRIDGE, mode, "--port", str(port), *args], env=env, wait=wait) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def run_server(
+    command: Callable[[int], list[str]], *, env: dict[str, str] | None = None, wait: bool = True
+) -> Iterator[RunningBridge]:
+    """Run `command(port)` (a bridge or an aggregator) on a free loopback port; SIGTERM it on exit."""
     port = free_port()
     process = subprocess.Popen(
-        [*BRIDGE, mode, "--port", str(port), *args],
+        command(port),
         stderr=subprocess.PIPE,
         env={**os.environ, **(env or {})},
         cwd=ROOT,

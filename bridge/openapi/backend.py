@@ -18,10 +18,11 @@ from typing import Any, Final
 import aiohttp
 import orjson
 
-from bridge.eras import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_VERSIONS, modern_result
+from bridge.calls import CallTasks
+from bridge.eras import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION, discover_result, modern_result
 from bridge.exceptions import ServerUnavailable
 from bridge.exchange import Exchange, Peer
-from bridge.jsonrpc import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message, error_bytes, result_bytes
+from bridge.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, Message, error_bytes, result_bytes
 from bridge.openapi.auth import Credentials
 from bridge.openapi.invoke import Invoker
 from bridge.openapi.loader import SYNC_VALIDATION_LIMIT, Spec
@@ -77,7 +78,7 @@ class OpenAPIBackend:
         self._credentials = Credentials(schemes, environ, base_url)
         self._invoker: Invoker | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: dict[Exchange, asyncio.Task[None]] = {}
+        self._calls = CallTasks()
         self._spec_source = spec.source
         self._validate_later = spec.size > SYNC_VALIDATION_LIMIT
         self._validation: asyncio.Task[None] | None = None
@@ -88,7 +89,7 @@ class OpenAPIBackend:
 
     @property
     def inflight(self) -> int:
-        return len(self._tasks)
+        return len(self._calls)
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=CONNECTIONS_PER_HOST)
@@ -125,9 +126,7 @@ class OpenAPIBackend:
         if self._validation is not None:
             self._validation.cancel()
             await asyncio.gather(self._validation, return_exceptions=True)
-        for task in list(self._tasks.values()):
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self._calls.stop()
         self._invoker = None
         if self._session is not None:
             await self._session.close()
@@ -193,10 +192,7 @@ class OpenAPIBackend:
         forwarded = {
             key.decode(): value.decode("latin-1") for key, value in exchange.headers.items() if key in self._forward
         }
-        peer.inflight[exchange.client_id] = exchange
-        task = asyncio.create_task(self._run(exchange, operation, arguments, forwarded))
-        self._tasks[exchange] = task
-        task.add_done_callback(lambda _: self._tasks.pop(exchange, None))
+        self._calls.start(peer, exchange, self._run(exchange, operation, arguments, forwarded))
 
     async def _run(
         self, exchange: Exchange, operation: Operation, arguments: Mapping[str, Any], forwarded: Mapping[str, str]
@@ -215,37 +211,19 @@ class OpenAPIBackend:
         exchange.push(result_bytes(exchange.client_id, result), final=True)
 
     def cancel(self, exchange: Exchange, reason: str) -> None:
-        task = self._tasks.get(exchange)
-        if task is not None:
-            task.cancel()
+        self._calls.cancel(exchange)
 
     def notify(self, peer: Peer, message: Message) -> None:
-        if message.get("method") == "notifications/cancelled":
-            params = message.get("params") or {}
-            exchange = peer.inflight.get(params.get("requestId"))  # type: ignore[arg-type]  # any JSON id misses
-            if exchange is not None:
-                self.cancel(exchange, "cancelled by the client")
-                exchange.fail(INVALID_REQUEST, "Request cancelled by the client.")
+        self._calls.cancelled_by_client(peer, message)
 
     def answer(self, peer: Peer, message: Message) -> bool:
         return False
 
     async def close_session(self, session: Session) -> None:
-        for exchange in list(session.inflight.values()):
-            self.cancel(exchange, "the session ended")
+        self._calls.cancel_all(session)
 
     def discover_result(self) -> dict[str, Any]:
-        result: dict[str, Any] = {
-            "resultType": "complete",
-            "supportedVersions": [*MODERN_VERSIONS, *reversed(HANDSHAKE_VERSIONS)],
-            "capabilities": CAPABILITIES,
-            "cacheScope": "public",
-            "ttlMs": 0,
-            "_meta": {"io.modelcontextprotocol/serverInfo": self._server_info},
-        }
-        if self._instructions:
-            result["instructions"] = self._instructions
-        return result
+        return discover_result(CAPABILITIES, self._server_info, self._instructions, cache_scope="public")
 
     def watch(self, listener: Callable[[Message], None], uris: set[str]) -> Callable[[], None]:
         """A REST API announces no changes; a listen stream only gets its acknowledgement."""

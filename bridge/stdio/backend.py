@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bridge._version import __version__
-from bridge.eras import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_VERSIONS
+from bridge.eras import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION, discover_result
 from bridge.exceptions import ServerUnavailable
 from bridge.exchange import Exchange, Peer
 from bridge.jsonrpc import Message, result_bytes
@@ -244,14 +244,6 @@ class StdioBackend:
         if self.shared is None or self.shared.init_result is None:
             raise ServerUnavailable("The MCP server is not ready.")
         init = self.shared.init_result
-        result: dict[str, Any] = {
-            "resultType": "complete",
-            "supportedVersions": [*MODERN_VERSIONS, *reversed(HANDSHAKE_VERSIONS)],
-            "capabilities": init.get("capabilities") or {},
-            "cacheScope": "public",
-            "ttlMs": 0,
-            "_meta": {"io.modelcontextprotocol/serverInfo": init.get("serverInfo")},
-        }
-        if init.get("instructions"):
-            result["instructions"] = init["instructions"]
-        return result
+        return discover_result(
+            init.get("capabilities") or {}, init.get("serverInfo") or {}, init.get("instructions"), cache_scope="public"
+        )

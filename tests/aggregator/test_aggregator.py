@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import pytest
 from mcp.client import Client
 
 from tests.bridge.wire import WireSession
-from tests.conftest import ECHO_SERVER, ROOT, RunningBridge, free_port, node_bin, run_bridge
+from tests.conftest import ECHO_SERVER, ROOT, RunningBridge, free_port, node_bin, run_bridge, run_server
 
 pytestmark = pytest.mark.anyio
 
@@ -26,26 +24,9 @@ STARTUP = 60.0
 """Seconds for the aggregator and its targets to come up."""
 
 
-@contextlib.contextmanager
-def run_aggregator(*args: str) -> Iterator[RunningBridge]:
-    """Run `python -m aggregator ARGS` on a free loopback port; SIGTERM it on exit."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aggregator", *args, "--port", str(port)], stderr=subprocess.PIPE, cwd=ROOT
-    )
-    running = RunningBridge(f"http://127.0.0.1:{port}", process)
-    try:
-        running.wait_ready()
-        yield running
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+def run_aggregator(*args: str) -> contextlib.AbstractContextManager[RunningBridge]:
+    """Run `python -m aggregator ARGS` on a free loopback port."""
+    return run_server(lambda port: [sys.executable, "-m", "aggregator", *args, "--port", str(port)])
 
 
 def targets(aggregator: RunningBridge) -> dict[str, dict[str, Any]]:
