@@ -277,7 +277,9 @@ class AggregatorBackend:
 
         timeout = self.registry.timeout_for(target, True, self.config.call_timeout)
         try:
-            result = await upstream.request(method, params, timeout=timeout, on_message=related)
+            result = await upstream.request(
+                method, params, timeout=timeout, on_message=related, headers=self._forwarded(target, exchange)
+            )
         except UpstreamRequestError as exc:
             exchange.fail(exc.code, f"{target}: {exc.message}")
             return
@@ -295,6 +297,16 @@ class AggregatorBackend:
         if exchange.modern:
             modern_result(method, result)
         exchange.push(result_bytes(exchange.client_id, result), final=True)
+
+    def _forwarded(self, target: str, exchange: Exchange) -> dict[str, str]:
+        """The client's headers this target's policy lets through (names are lower-case in both)."""
+        state = self.registry.states.get(target)
+        allowed = state.target.policy.forward_headers if state is not None else ()
+        return {
+            name: exchange.headers[name.encode()].decode("latin-1")
+            for name in allowed
+            if name.encode() in exchange.headers
+        }
 
     def cancel(self, exchange: Exchange, reason: str) -> None:
         self._calls.cancel(exchange)

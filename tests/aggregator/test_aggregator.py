@@ -168,3 +168,36 @@ def test_dev_mode_starts_a_bridge_per_entry_and_stops_them(tmp_path: Path) -> No
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+async def test_per_target_policy_filters_renames_and_redescribes(tmp_path: Path) -> None:
+    """include/exclude globs, a rename and a description override shape what clients see, and calls still route."""
+    with run_bridge("--", node_bin("mcp-server-everything"), "stdio") as everything:
+        config = tmp_path / "aggregator.yaml"
+        config.write_text(
+            "targets:\n"
+            f"  - name: everything\n    url: {everything.mcp}\n"
+            "    include: ['echo', 'get-*']\n    exclude: ['get-env']\n"
+            "    rename: {get-sum: add}\n    descriptions: {echo: Says it back.}\n"
+        )
+        with run_aggregator("--config", str(config)) as aggregator:
+            wait_for(aggregator, everything="up")
+            async with Client(aggregator.mcp, mode="legacy") as client:
+                tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+                assert "everything_add" in tools and "everything_get-sum" not in tools
+                assert "everything_get-env" not in tools and "everything_trigger-sampling-request" not in tools
+                assert tools["everything_echo"].description == "Says it back."
+                total = await client.call_tool("everything_add", {"a": 1, "b": 2})
+                assert "3" in total.content[0].text  # type: ignore[union-attr]
+
+
+async def test_conditional_prefixes_drop_the_prefix_for_a_single_target(tmp_path: Path) -> None:
+    """With `prefix: conditional` a lone target's tools keep their own names."""
+    with run_bridge("--", *ECHO_SERVER) as echo:
+        config = tmp_path / "aggregator.yaml"
+        write_config(config, {"echo": echo.mcp}, prefix="conditional")
+        with run_aggregator("--config", str(config)) as aggregator:
+            wait_for(aggregator, echo="up")
+            async with Client(aggregator.mcp, mode="legacy") as client:
+                names = {tool.name for tool in (await client.list_tools()).tools}
+                assert names == {"echo", "pid", "announce"}
