@@ -26,6 +26,7 @@ class SpecError(ConfigError):
 
     def __init__(self, message: str, pointer: str = "") -> None:
         super().__init__(f"{message} (at {pointer or '/'})")
+        self.detail = message
         self.pointer = pointer
 
 

@@ -123,22 +123,37 @@ class _Builder:
                 raise SpecError(f"$ref {ref!r} points to nothing", pointer)
         return item
 
-    def component_schema(self, schema: Any) -> Any:
-        """A schema with a top-level component `$ref` followed (only to see its shape; the ref itself is kept)."""
+    def component_schema(self, schema: Any, pointer: str) -> tuple[Any, str]:
+        """A schema with a top-level component `$ref` followed (only to see its shape), and where that shape is."""
         seen: set[str] = set()
         while isinstance(schema, dict) and isinstance(schema.get("$ref"), str):
             ref = schema["$ref"]
             if not ref.startswith("#/components/schemas/") or ref in seen or ref.count("/") != 3:
-                return schema
+                return schema, pointer
             seen.add(ref)
             schemas = self.components.get("schemas") or {}
-            schema = schemas.get(ref.rsplit("/", 1)[1].replace("~1", "/").replace("~0", "~"), schema)
-        return schema
+            name = ref.rsplit("/", 1)[1].replace("~1", "/").replace("~0", "~")
+            if name not in schemas:
+                return schema, pointer
+            schema, pointer = schemas[name], ref[1:]
+        return schema, pointer
+
+    def bundle(self, root: dict[str, Any], pointer: str, origins: Mapping[str, str]) -> dict[str, Any]:
+        """Bundle a schema assembled from pieces of the document; an error points at the piece's own place."""
+        try:
+            return self.bundler.bundle(root, pointer)
+        except SpecError as exc:
+            for piece, origin in origins.items():
+                at = pointer + piece
+                if exc.pointer == at or exc.pointer.startswith(at + "/"):
+                    raise SpecError(exc.detail, origin + exc.pointer[len(at) :]) from exc
+            raise
 
     def operation(self, name: str, method: str, path: str, item: Mapping[str, Any], op: Mapping[str, Any]) -> Operation:
         pointer = f"/paths/{_escape(path)}/{method}"
         properties: dict[str, Any] = {}
         required: list[str] = []
+        origins: dict[str, str] = {}
         parameters: list[Parameter] = []
         declared: dict[tuple[str, str], tuple[Any, str]] = {}
         for where, source in ((f"/paths/{_escape(path)}/parameters", item), (pointer + "/parameters", op)):
@@ -156,17 +171,18 @@ class _Builder:
                 argument = param_name if param_name not in properties else f"{location}_{param_name}"
                 argument = _unique(argument, properties)
                 properties[argument] = self.parameter_schema(param, at)
+                origins[f"/properties/{_escape(argument)}"] = at + ("/schema" if "schema" in param else "")
                 if param.get("required") or location == "path":
                     required.append(argument)
                 style = param.get("style") or ("form" if location in ("query", "cookie") else "simple")
                 parameters.append(
                     Parameter(param_name, location, argument, style, param.get("explode", style == "form"))
                 )
-        body = self.body(op, pointer, properties, required)
+        body = self.body(op, pointer, properties, required, origins)
         description = op.get("description") or op.get("summary") or f"{method.upper()} {path}"
         if op.get("deprecated"):
             description = "Deprecated. " + description
-        input_schema = self.bundler.bundle({"type": "object", "properties": properties, "required": required}, pointer)
+        input_schema = self.bundle({"type": "object", "properties": properties, "required": required}, pointer, origins)
         if not required:
             input_schema.pop("required", None)
         tool: dict[str, Any] = {"name": name, "description": description, "inputSchema": input_schema}
@@ -204,7 +220,14 @@ class _Builder:
             schema["deprecated"] = True
         return schema
 
-    def body(self, op: Mapping[str, Any], pointer: str, properties: dict[str, Any], required: list[str]) -> Body | None:
+    def body(
+        self,
+        op: Mapping[str, Any],
+        pointer: str,
+        properties: dict[str, Any],
+        required: list[str],
+        origins: dict[str, str],
+    ) -> Body | None:
         raw = op.get("requestBody")
         if raw is None:
             return None
@@ -214,7 +237,8 @@ class _Builder:
             return None
         media_type = _preferred(content)
         schema = (content[media_type] or {}).get("schema") or {}
-        shape = self.component_schema(schema)
+        at = f"{pointer}/requestBody/content/{_escape(media_type)}/schema"
+        shape, shape_at = self.component_schema(schema, at)
         structured = media_type in FORM_TYPES or _is_json(media_type)
         if structured and isinstance(shape, dict) and shape.get("type") == "object" and shape.get("properties"):
             own_required = set(shape.get("required") or ())
@@ -222,12 +246,14 @@ class _Builder:
             for prop, prop_schema in shape["properties"].items():
                 argument = _unique(prop if prop not in properties else f"body_{prop}", properties)
                 properties[argument] = prop_schema
+                origins[f"/properties/{_escape(argument)}"] = f"{shape_at}/properties/{_escape(prop)}"
                 fields[argument] = prop
                 if request_body.get("required") and prop in own_required:
                     required.append(argument)
             return Body(media_type, None, fields)
         argument = _unique("body", properties)
         properties[argument] = schema
+        origins[f"/properties/{argument}"] = at
         if request_body.get("required"):
             required.append(argument)
         return Body(media_type, argument)
@@ -246,14 +272,14 @@ class _Builder:
             schema = (content[json_type] or {}).get("schema")
             if schema is None:
                 return None, False
-            shape = self.component_schema(schema)
-            at = f"{pointer}/responses/{code}"
+            at = f"{pointer}/responses/{code}/content/{_escape(json_type)}/schema"
+            shape, _ = self.component_schema(schema, at)
             if isinstance(shape, dict) and shape.get("type") == "object" and not shape.get("nullable"):
                 bundled = self.bundler.bundle(schema, at)
                 bundled.setdefault("type", "object")  # MCP wants it at the top, even beside a `$ref`
                 return bundled, False
-            wrapped = self.bundler.bundle({"type": "object", "properties": {"result": schema}}, at)
-            return wrapped, True
+            wrapper = {"type": "object", "properties": {"result": schema}}
+            return self.bundle(wrapper, at, {"/properties/result": at}), True
         return None, False
 
 
