@@ -36,6 +36,7 @@ MAX_ERRORS_LISTED: Final = 20
 ERROR_EXCERPT: Final = 2000
 """Characters of an error response's body quoted in the tool result."""
 
+_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]*$")
 _TEXTUAL = re.compile(r"^(text/|application/(xml|javascript|x-www-form-urlencoded|yaml|x-yaml))|[+/](xml|yaml)$")
 
 
@@ -101,6 +102,7 @@ class Invoker:
         self._credentials = credentials
         self._max_response_bytes = max_response_bytes
         self._validators: dict[str, Any] = {}
+        self._output_validators: dict[str, Any] = {}
 
     def _validator(self, operation: Operation) -> Any:
         """The tool's compiled argument validator (built on first use: a big spec has thousands of tools)."""
@@ -115,6 +117,19 @@ class Invoker:
                 validator = jsonschema_rs.validator_for(_without_patterns(schema), validate_formats=True)
             self._validators[name] = validator
         return validator
+
+    def _output_problem(self, operation: Operation, structured: Any) -> str | None:
+        """Why `structured` breaks the tool's output schema, or None when it fits."""
+        name = operation.tool["name"]
+        validator = self._output_validators.get(name)
+        if validator is None:
+            validator = self._output_validators[name] = jsonschema_rs.validator_for(
+                _without_patterns(operation.tool["outputSchema"])
+            )
+        error = next(iter(validator.iter_errors(structured)), None)
+        if error is None:
+            return None
+        return f"{'/'.join(map(str, error.instance_path)) or '(top)'}: {error.message}"
 
     def check(self, operation: Operation, arguments: Mapping[str, Any]) -> dict[str, Any] | None:
         """An `isError` result listing each invalid argument, or None when the arguments fit the schema."""
@@ -144,13 +159,21 @@ class Invoker:
             if param.argument not in arguments:
                 continue
             value = arguments[param.argument]
+            if value is None:
+                continue  # null means "not given": never the word None on the wire
             if param.location == "path":
-                # Percent-encoded whole: a value cannot add path segments, a query or another host.
+                # Percent-encoded whole: a value cannot add segments, a query or a host (`.`/`..` fail validation).
                 path = path.replace("{" + param.name + "}", quote(_simple(value), safe=""))
             elif param.location == "query":
                 parts.query.extend(_serialize(param, value))
             elif param.location == "header":
-                parts.headers[param.name] = _simple(value)
+                header = _simple(value)
+                if not _HEADER_VALUE.match(header):
+                    return _error(
+                        f"Argument {param.argument!r} cannot be sent as an HTTP header: only visible ASCII, "
+                        "spaces and tabs can be."
+                    )
+                parts.headers[param.name] = header
             else:
                 parts.cookies[param.name] = _simple(value)
         data = self._body(operation, arguments, parts)
@@ -208,14 +231,14 @@ class Invoker:
         if body is None:
             return None
         if body.argument is not None:
-            if body.argument not in arguments:
+            if arguments.get(body.argument) is None:
                 return None
             value: Any = arguments[body.argument]
         else:
             value = {prop: arguments[arg] for arg, prop in body.fields.items() if arg in arguments}
         media_type = body.media_type.split(";", 1)[0].strip().lower()
         if media_type == "multipart/form-data" and isinstance(value, dict):
-            form = aiohttp.FormData()
+            form = aiohttp.FormData(default_to_multipart=True)
             for key, item in value.items():
                 form.add_field(key, _text(item))
             return form
@@ -234,9 +257,16 @@ class Invoker:
                 data = orjson.loads(body)
             except orjson.JSONDecodeError:
                 return {"content": [{"type": "text", "text": body.decode(errors="replace")}]}
-            result: dict[str, Any] = {"content": [{"type": "text", "text": body.decode(errors="replace")}]}
+            text = body.decode(errors="replace")
+            result: dict[str, Any] = {"content": [{"type": "text", "text": text}]}
             if "outputSchema" in operation.tool:
-                result["structuredContent"] = {"result": data} if operation.wraps_result else data
+                structured = {"result": data} if operation.wraps_result else data
+                problem = self._output_problem(operation, structured)
+                if problem is not None:
+                    # Clients check structured content against the output schema and would drop the whole result.
+                    return _error(f"The API's answer does not match {operation.tool['name']}'s output schema "
+                                  f"({problem}); the answer was: {text[:ERROR_EXCERPT]}")  # fmt: skip
+                result["structuredContent"] = structured
             return result
         if content_type.startswith("image/"):
             return {"content": [{"type": "image", "data": base64.b64encode(body).decode(), "mimeType": content_type}]}

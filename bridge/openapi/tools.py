@@ -22,6 +22,8 @@ __all__ = ["Body", "Operation", "Parameter", "Selector", "build_operations"]
 
 HTTP_METHODS: Final = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 LOCATIONS: Final = ("path", "query", "header", "cookie")
+HEADER_SAFE: Final = "^[\\t\\u0020-\\u007e]*$"
+"""What an HTTP header value carries portably: visible ASCII, space and tab (a pattern: only strings are held)."""
 JSON_TYPES: Final = ("application/json",)
 FORM_TYPES: Final = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -170,7 +172,22 @@ class _Builder:
                     continue
                 argument = param_name if param_name not in properties else f"{location}_{param_name}"
                 argument = _unique(argument, properties)
-                properties[argument] = self.parameter_schema(param, at)
+                schema = self.parameter_schema(param, at)
+                if location == "path" or (
+                    location == "query" and param.get("required") and not param.get("allowEmptyValue")
+                ):
+                    # An empty value is a missing one on the wire (`/users//keys`, `?q=`): refuse it up front.
+                    # A path segment of `.` or `..` would address another path however it is encoded.
+                    schema = _refusing(schema, ["", ".", ".."] if location == "path" else [""])
+                if location == "header":
+                    # HTTP cannot carry control characters in a header; say so in the schema, not after the call.
+                    schema = (
+                        {"allOf": [schema], "pattern": HEADER_SAFE}
+                        if "pattern" in schema
+                        else {**schema, "pattern": HEADER_SAFE}
+                    )
+                properties[argument] = schema
+                origins[f"/properties/{_escape(argument)}/allOf/0"] = at + ("/schema" if "schema" in param else "")
                 origins[f"/properties/{_escape(argument)}"] = at + ("/schema" if "schema" in param else "")
                 if param.get("required") or location == "path":
                     required.append(argument)
@@ -240,7 +257,14 @@ class _Builder:
         at = f"{pointer}/requestBody/content/{_escape(media_type)}/schema"
         shape, shape_at = self.component_schema(schema, at)
         structured = media_type in FORM_TYPES or _is_json(media_type)
-        if structured and isinstance(shape, dict) and shape.get("type") == "object" and shape.get("properties"):
+        plain_object = (
+            isinstance(shape, dict)
+            and shape.get("type", "object") == "object"
+            and bool(shape.get("properties"))
+            and not any(key in shape for key in ("allOf", "anyOf", "oneOf", "not", "nullable"))
+        )
+        # Only a plain object spreads into arguments: alternatives (anyOf, oneOf) would be lost in the spreading.
+        if structured and plain_object:
             own_required = set(shape.get("required") or ())
             fields: dict[str, str] = {}
             for prop, prop_schema in shape["properties"].items():
@@ -252,10 +276,12 @@ class _Builder:
                     required.append(argument)
             return Body(media_type, None, fields)
         argument = _unique("body", properties)
-        properties[argument] = schema
         origins[f"/properties/{argument}"] = at
         if request_body.get("required"):
+            # A required body cannot be null: the request would go out without one.
+            schema = {"allOf": [schema], "not": {"type": "null"}}
             required.append(argument)
+        properties[argument] = schema
         return Body(media_type, argument)
 
     def output_schema(self, op: Mapping[str, Any], pointer: str) -> tuple[dict[str, Any] | None, bool]:
@@ -281,6 +307,16 @@ class _Builder:
             wrapper = {"type": "object", "properties": {"result": schema}}
             return self.bundle(wrapper, at, {"/properties/result": at}), True
         return None, False
+
+
+def _refusing(schema: dict[str, Any], values: list[str]) -> dict[str, Any]:
+    """The schema, refusing `values`: a `not` beside a plain schema, else around it (keeping its description)."""
+    if "not" not in schema and not any(key in schema for key in ("$ref", "allOf", "anyOf", "oneOf")):
+        return {**schema, "not": {"enum": values}}
+    wrapped: dict[str, Any] = {"allOf": [schema], "not": {"enum": values}}
+    if "description" in schema:
+        wrapped["description"] = schema["description"]
+    return wrapped
 
 
 def _unique(argument: str, taken: Mapping[str, Any]) -> str:

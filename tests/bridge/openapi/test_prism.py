@@ -361,19 +361,17 @@ def github_quirks() -> GitHubQuirks:
         if not any(str(code).startswith("2") for code in document["paths"][op.path][op.method.lower()]["responses"]):
             quirks.redirecting.add(name)
         for param in op.parameters:
-            branches = op.tool["inputSchema"]["properties"][param.argument].get("oneOf") or ()
+            schema = op.tool["inputSchema"]["properties"][param.argument]
+            schema = (
+                schema["allOf"][0] if len(schema.get("allOf") or ()) == 1 else schema
+            )  # the bridge's non-empty wrap
+            branches = schema.get("oneOf") or ()
             types = {branch.get("type") for branch in branches}
             if param.location in ("path", "query") and {"integer", "string"} <= types:
                 quirks.text_only.setdefault(name, set()).add(param.argument)
     return quirks
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bridge bugs (see the edge-case tests below): empty and dot path parameters, empty required query "
-    "parameters, null query values sent as `None`, a body's anyOf/oneOf dropped from the input schema, an object "
-    "body schema without `type` taken as one `body` argument (null sent)",
-)
 async def test_every_github_operation_sends_a_request_prism_accepts(tmp_path: Path) -> None:
     """All 1,223 GitHub tools, called with arguments generated from their inputSchema, send requests Prism finds valid.
 
@@ -448,11 +446,6 @@ def prism_verdict(prism: Prism, index: int, timeout: float = 5.0) -> str | None:
         time.sleep(0.05)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bridge bugs (see the edge-case tests below): uploadFile's multipart body goes out urlencoded; deletePet's "
-    "generated api_key header holds a control character",
-)
 async def test_every_petstore_swagger2_operation_sends_a_request_prism_accepts(tmp_path: Path) -> None:
     """The Swagger 2.0 petstore, converted by the bridge and read as 2.0 by Prism: each generated call is valid.
 
@@ -531,46 +524,37 @@ async def problem_with_call(edge_cases: EdgeCases, tool: str, arguments: dict[st
     return f"Prism refused the request: {complaints}; the tool said: {text[:300]!r}"
 
 
-@pytest.mark.xfail(strict=True, reason="bridge bug: an empty path parameter is sent as an empty segment (`//`)")
 async def test_an_empty_path_parameter_never_reaches_the_api_as_an_empty_segment(edge_cases: EdgeCases) -> None:
     """`username: ""` would make `/users//keys`, a path no operation has: the bridge must refuse it, not send it."""
     assert await problem_with_call(edge_cases, "listKeys", {"username": ""}) is None
 
 
-@pytest.mark.xfail(strict=True, reason="bridge bug: `.` and `..` are sent as dot segments, which the server resolves")
 @pytest.mark.parametrize("username", [".", ".."])
 async def test_a_dot_path_parameter_cannot_address_another_path(edge_cases: EdgeCases, username: str) -> None:
     """`/users/../keys` is `/keys` to any server: a value of `.` or `..` must not reach the path as it is."""
     assert await problem_with_call(edge_cases, "listKeys", {"username": username}) is None
 
 
-@pytest.mark.xfail(strict=True, reason="bridge bug: an empty required query parameter is sent as `?q=`")
 async def test_an_empty_required_query_parameter_is_not_sent_empty(edge_cases: EdgeCases) -> None:
     """`q` is required and does not `allowEmptyValue`: `?q=` counts as missing (OpenAPI 3.0, and Prism)."""
     assert await problem_with_call(edge_cases, "search", {"q": ""}) is None
 
 
-@pytest.mark.xfail(strict=True, reason="bridge bug: a null query argument is sent as the string `None`")
 async def test_a_null_query_parameter_is_not_sent_as_the_word_none(edge_cases: EdgeCases) -> None:
     """A nullable query parameter given null: `?state=None` is not a value the API allows."""
     assert await problem_with_call(edge_cases, "listAlerts", {"state": None}) is None
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bridge bug: a body's anyOf/oneOf is dropped when its properties become arguments"
-)
 async def test_the_alternatives_a_body_requires_are_kept_in_the_input_schema(edge_cases: EdgeCases) -> None:
     """The body needs `state` or `assignees` (anyOf); a call with neither must be refused, not sent as `{}`."""
     assert await problem_with_call(edge_cases, "updateAlert", {"number": 1}) is None
 
 
-@pytest.mark.xfail(strict=True, reason="bridge bug: a multipart/form-data body without files goes out urlencoded")
 async def test_a_multipart_form_body_is_sent_as_multipart(edge_cases: EdgeCases) -> None:
     """aiohttp's FormData of plain fields defaults to urlencoded; Prism answers 415 to that."""
     assert await problem_with_call(edge_cases, "upload", {"name": "report.txt", "note": "weekly"}) is None
 
 
-@pytest.mark.xfail(strict=True, reason="bridge bug: a header value with a control character fails inside aiohttp")
 async def test_a_header_value_with_a_control_character_is_refused_naming_the_argument(edge_cases: EdgeCases) -> None:
     """HTTP cannot carry a newline in a header: the result must say which argument, not 'see its log'."""
     problem = await problem_with_call(edge_cases, "trace", {"X-Trace": "line one\nline two"})
@@ -581,7 +565,6 @@ async def test_a_header_value_with_a_control_character_is_refused_naming_the_arg
     assert result.is_error and "X-Trace" in text_of(result)
 
 
-@pytest.mark.xfail(strict=True, reason="bridge bug: a response breaking its outputSchema becomes structuredContent")
 @pytest.mark.parametrize("tool", ["thingAnsweredWithAList", "thingWithAWrongField"])
 async def test_a_response_that_breaks_its_output_schema_still_reaches_the_client(
     edge_cases: EdgeCases, tool: str
