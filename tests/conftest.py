@@ -45,6 +45,21 @@ def node_bin(name: str) -> str:
     return str(path)
 
 
+STOP_TIMEOUT = 15.0
+"""Seconds a server under test has to drain and exit after SIGTERM before it is killed."""
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout`; always reaped."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class RunningBridge:
     url: str
@@ -101,12 +116,6 @@ def run_server(
             bridge.wait_ready()
         yield bridge
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
         if process.stderr is not None:
             process.stderr.close()

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -41,7 +40,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, Tool
 
 from bridge.openapi.tools import build_operations
-from tests.conftest import FIXTURES, ROOT, RunningBridge, free_port, node_bin
+from tests.conftest import FIXTURES, ROOT, RunningBridge, free_port, node_bin, stop_process
 
 pytestmark = pytest.mark.anyio
 
@@ -128,16 +127,6 @@ class Prism:
         return self.log_path.read_text(errors="replace")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @contextlib.contextmanager
 def run_prism(spec: Path, log_path: Path, *, verbosity: str = "info") -> Iterator[Prism]:
     """Start `prism mock SPEC` on a free loopback port without waiting for it (loading GitHub's spec takes a while).
@@ -155,7 +144,7 @@ def run_prism(spec: Path, log_path: Path, *, verbosity: str = "info") -> Iterato
     try:
         yield Prism(f"http://127.0.0.1:{port}", process, log_path)
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 @contextlib.contextmanager
@@ -177,7 +166,7 @@ def run_openapi_bridge(*args: str, log_path: Path, env: dict[str, str] | None = 
             raise AssertionError(f"{exc}:\n{log_path.read_text(errors='replace')[-2000:]}") from None
         yield bridge
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 def _for_generation(schema: Any) -> Any:

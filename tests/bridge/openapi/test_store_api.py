@@ -16,7 +16,7 @@ from mcp_types import BlobResourceContents
 
 from tests.bridge.test_inspector import inspector
 from tests.bridge.wire import WireSession
-from tests.conftest import ROOT, free_port, run_bridge
+from tests.conftest import ROOT, free_port, run_bridge, stop_process
 
 pytestmark = pytest.mark.anyio
 
@@ -47,12 +47,7 @@ def store() -> Iterator[str]:
                 time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=10)
 
 
 @pytest.fixture
