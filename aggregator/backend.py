@@ -3,6 +3,11 @@
 Lists come from the catalog (memory, never a fan-out per request); a call goes to the one target that owns the
 name, under a deadline, on the upstream session that target already has. A down target fails its calls at once
 with a message that names it, and lists say in `_meta` which targets are missing and why.
+
+Upstream sessions are shared by every client, so what a client sets up on them is counted here: a resource is
+subscribed upstream while any client subscribes to it, and each target logs at the most verbose level any client
+asked for, each client then getting only what its own level lets through. Both are set up again on a target's new
+session. Requests from a target (sampling, elicitation, roots) go to the client whose call they came with.
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Final
 
 import orjson
@@ -19,8 +25,11 @@ from aggregator.catalog import Catalog
 from aggregator.config import AggregatorConfig
 from aggregator.discovery import Source, Target
 from aggregator.exceptions import UpstreamError, UpstreamRequestError, UpstreamUnavailable
-from aggregator.naming import exposed_uri, original_uri, prefix_applies
+from aggregator.metrics import TargetMetrics
+from aggregator.naming import prefix_applies
 from aggregator.registry import Registry
+from aggregator.server_requests import UPSTREAM_CAPABILITIES, ServerRequests
+from aggregator.upstream import Upstream
 from bridge import __version__
 from bridge.calls import CallTasks
 from bridge.eras import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION, discover_result, modern_result
@@ -28,6 +37,7 @@ from bridge.exchange import Exchange, Peer
 from bridge.jsonrpc import (
     CONNECTION_CLOSED,
     INVALID_PARAMS,
+    LOG_LEVELS,
     METHOD_NOT_FOUND,
     Message,
     error_bytes,
@@ -45,9 +55,13 @@ MISSING_META: Final = "dev.plexus/missing"
 CAPABILITIES: Final = {
     "tools": {"listChanged": True},
     "prompts": {"listChanged": True},
-    "resources": {"listChanged": True},
+    "resources": {"listChanged": True, "subscribe": True},
     "completions": {},
+    "logging": {},
 }
+
+MAX_BACKGROUND: Final = 256
+"""Upstream set-up requests (log level, subscriptions) in flight at once; beyond that they are dropped, logged."""
 
 _LIST_KEYS: Final = {
     "tools/list": "tools",
@@ -73,12 +87,23 @@ class AggregatorBackend:
         self.registry = Registry(
             list_timeout=config.list_timeout,
             client_info={"name": config.server_name, "version": __version__},
+            capabilities=UPSTREAM_CAPABILITIES,
             on_change=self._rebuild,
             on_notification=self._forward,
+            on_request=self._unrelated_request,
+            on_up=self._set_up,
         )
+        self.metrics = TargetMetrics(lambda: self.registry.states)
         self._sessions: set[Session] = set()
         self._listeners: list[Callable[[Message], None]] = []
         self._calls = CallTasks()
+        self._calling: dict[str, set[Exchange]] = {}
+        """The exchanges in flight to each target, to attribute requests a target sends outside any call."""
+        self._server_requests = ServerRequests()
+        self._subscribers: dict[tuple[str, str], set[Any]] = {}
+        """(target, the target's URI) to the peers (sessions, listeners) subscribed to it."""
+        self._log_level: str | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._tokens = itertools.count(1)
         self._started = False
         self.page_size = 200
@@ -118,6 +143,9 @@ class AggregatorBackend:
         if self._applying is not None:
             await asyncio.gather(self._applying, return_exceptions=True)
         await self._calls.stop()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.registry.stop()
 
     # The catalog and change notifications.
@@ -142,16 +170,107 @@ class AggregatorBackend:
             listener(message)
 
     def _forward(self, target: str, message: Message) -> None:
-        """A target's other notifications: logs (named after the target) and resource updates (URIs rewritten)."""
+        """A target's other notifications: logs (named after the target, to the sessions whose level lets them
+        through) and resource updates (URIs rewritten, to the subscribers).
+        """
         method = message.get("method")
         params = dict(message.get("params") or {})
         if method == "notifications/message":
             params["logger"] = f"{target}/{params.get('logger', '')}".rstrip("/")
+            level = params.get("level")
+            rank = LOG_LEVELS.index(level) if level in LOG_LEVELS else len(LOG_LEVELS)
+            peers = [s for s in self._sessions if s.log_level is None or rank >= LOG_LEVELS.index(s.log_level)]
         elif method == "notifications/resources/updated" and isinstance(params.get("uri"), str):
-            params["uri"] = exposed_uri(target, params["uri"])
+            peers = list(self._subscribers.get((target, params["uri"]), ()))
+            params["uri"] = self.catalog.exposed_uri(target, params["uri"])
         else:
             return
-        self._broadcast({"jsonrpc": "2.0", "method": method, "params": params})
+        forwarded = {"jsonrpc": "2.0", "method": method, "params": params}
+        data = orjson.dumps(forwarded)
+        for peer in peers:
+            if isinstance(peer, Session):
+                peer.deliver(data)
+        for listener in self._listeners:
+            listener(forwarded)
+
+    # What clients set up on the shared upstream sessions.
+
+    async def _set_up(self, target: str, upstream: Upstream) -> None:
+        """Give a target's new session the log level and subscriptions its clients set up."""
+        capabilities = (upstream.initialize_result or {}).get("capabilities") or {}
+        if self._log_level is not None and "logging" in capabilities:
+            self._spawn(self._tell(upstream, "logging/setLevel", {"level": self._log_level}))
+        for owner, uri in list(self._subscribers):
+            if owner == target:
+                self._spawn(self._tell(upstream, "resources/subscribe", {"uri": uri}))
+
+    def _retune_log_level(self) -> None:
+        """Targets log at the most verbose level any session asked for."""
+        levels = [session.log_level for session in self._sessions if session.log_level in LOG_LEVELS]
+        wanted = min(levels, key=LOG_LEVELS.index) if levels else None
+        if wanted is None or wanted == self._log_level:
+            return
+        self._log_level = wanted
+        for name, state in self.registry.states.items():
+            upstream = self.registry.upstream(name)
+            capabilities = (state.upstream.initialize_result or {}) if state.upstream else {}
+            if upstream is not None and "logging" in (capabilities.get("capabilities") or {}):
+                self._spawn(self._tell(upstream, "logging/setLevel", {"level": wanted}))
+
+    def _subscribe(self, peer: Any, target: str, uri: str) -> None:
+        subscribers = self._subscribers.setdefault((target, uri), set())
+        first = not subscribers
+        subscribers.add(peer)
+        upstream = self.registry.upstream(target)
+        if first and upstream is not None:
+            self._spawn(self._tell(upstream, "resources/subscribe", {"uri": uri}))
+
+    def _unsubscribe(self, peer: Any, target: str, uri: str) -> None:
+        subscribers = self._subscribers.get((target, uri))
+        if subscribers is None or peer not in subscribers:
+            return
+        subscribers.discard(peer)
+        if subscribers:
+            return
+        del self._subscribers[(target, uri)]
+        upstream = self.registry.upstream(target)
+        if upstream is not None:
+            self._spawn(self._tell(upstream, "resources/unsubscribe", {"uri": uri}))
+
+    async def _tell(self, upstream: Upstream, method: str, params: dict[str, Any]) -> None:
+        try:
+            await upstream.request(method, params, timeout=self.config.list_timeout)
+        except UpstreamError as exc:
+            logger.warning("%s %s failed: %s", method, params, exc)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        if len(self._background) >= MAX_BACKGROUND:
+            logger.warning("%d upstream set-up requests in flight already; dropped one.", MAX_BACKGROUND)
+            work.close()
+            return
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # Requests from targets to clients.
+
+    async def _unrelated_request(self, target: str, message: Message) -> Message:
+        """A target's request that came with no call: for the one client with calls in flight to it, if one."""
+        peers = {exchange.peer for exchange in self._calling.get(target, ())}
+        peer = peers.pop() if len(peers) == 1 else None
+        return await self._server_requests.ask(target, message, peer, None)
+
+    async def _related_request(self, upstream: Upstream, target: str, exchange: Exchange, message: Message) -> None:
+        answer = await self._server_requests.ask(target, message, exchange.peer, exchange)
+        reply: Message = {"jsonrpc": "2.0", "id": message["id"]}
+        if "error" in answer:
+            reply["error"] = answer["error"]
+        else:
+            reply["result"] = answer.get("result", {})
+        try:
+            await upstream.respond(reply)
+        except UpstreamError as exc:
+            logger.info("The answer to %s could not be delivered: %s", message.get("method"), exc)
 
     def missing(self) -> list[dict[str, str]]:
         return [
@@ -194,11 +313,30 @@ class AggregatorBackend:
             exchange.push(result_bytes(exchange.client_id, {}), final=True)
         elif method in ("tools/call", "prompts/get", "resources/read", "completion/complete"):
             self._start(peer, exchange, method, dict(params))
+        elif method == "logging/setLevel" and isinstance(peer, Session):
+            level = params.get("level")
+            if level not in LOG_LEVELS:
+                exchange.fail(INVALID_PARAMS, f"Unknown log level {level!r}; use one of: {', '.join(LOG_LEVELS)}.")
+                return
+            peer.log_level = level
+            self._retune_log_level()
+            exchange.push(result_bytes(exchange.client_id, {}), final=True)
+        elif method in ("resources/subscribe", "resources/unsubscribe"):
+            route = self.catalog.resource_route(str(params.get("uri")))
+            if route is None:
+                exchange.fail(INVALID_PARAMS, f"Unknown resource {params.get('uri')!r}; resources/list shows them.")
+                return
+            if method == "resources/subscribe":
+                self._subscribe(peer, *route)
+            else:
+                self._unsubscribe(peer, *route)
+            exchange.push(result_bytes(exchange.client_id, {}), final=True)
         else:
             exchange.fail(METHOD_NOT_FOUND, f"{method} is not supported by the aggregator.")
 
     def _list(self, exchange: Exchange, key: str, cursor: Any) -> bytes:
         items = self.catalog.lists[key]
+        self.metrics.cache_hit(key)
         start = 0
         if cursor is not None:
             if not (isinstance(cursor, str) and cursor.isdigit() and int(cursor) <= len(items)):
@@ -240,7 +378,7 @@ class AggregatorBackend:
             params["name"] = route[1]
             return route[0], params
         if method == "resources/read":
-            found = original_uri(str(params.get("uri")))
+            found = self.catalog.resource_route(str(params.get("uri")))
             if found is None:
                 raise LookupError(f"Unknown resource {params.get('uri')!r}; resources/list shows what is offered.")
             params["uri"] = found[1]
@@ -253,7 +391,7 @@ class AggregatorBackend:
             ref["name"] = route[1]
             params["ref"] = ref
             return route[0], params
-        found = original_uri(str(ref.get("uri")))
+        found = self.catalog.resource_route(str(ref.get("uri")))
         if found is None:
             raise LookupError(f"Unknown resource {ref.get('uri')!r} in the completion reference.")
         ref["uri"] = found[1]
@@ -271,29 +409,47 @@ class AggregatorBackend:
             params["_meta"] = {**meta, "progressToken": f"plexus-{next(self._tokens)}"}
 
         def related(message: Message) -> None:
-            if message.get("method") == "notifications/progress" and token is not None:
+            if "id" in message:
+                self._spawn(self._related_request(upstream, target, exchange, message))
+            elif message.get("method") == "notifications/progress" and token is not None:
                 progress = {**message, "params": {**(message.get("params") or {}), "progressToken": token}}
                 exchange.push(orjson.dumps(progress))
+            else:
+                self._forward(target, message)
 
         timeout = self.registry.timeout_for(target, True, self.config.call_timeout)
+        calling = self._calling.setdefault(target, set())
+        calling.add(exchange)
+        started = time.perf_counter()
+        outcome = "ok"
         try:
             result = await upstream.request(
                 method, params, timeout=timeout, on_message=related, headers=self._forwarded(target, exchange)
             )
         except UpstreamRequestError as exc:
+            outcome = "error"
             exchange.fail(exc.code, f"{target}: {exc.message}")
             return
         except UpstreamUnavailable as exc:
-            self.registry.suspect(target)
+            outcome = "unavailable"
+            self.registry.record(target, False, str(exc))
             exchange.fail(CONNECTION_CLOSED, str(exc))
             return
         except UpstreamError as exc:
+            outcome = "error"
             exchange.fail(CONNECTION_CLOSED, str(exc))
             return
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            calling.discard(exchange)
+            self.metrics.observe(target, method, outcome, time.perf_counter() - started)
+        self.registry.record(target, True)
         if method == "resources/read":
             for content in result.get("contents") or ():
                 if isinstance(content, dict) and isinstance(content.get("uri"), str):
-                    content["uri"] = exposed_uri(target, content["uri"])
+                    content["uri"] = self.catalog.exposed_uri(target, content["uri"])
         if exchange.modern:
             modern_result(method, result)
         exchange.push(result_bytes(exchange.client_id, result), final=True)
@@ -315,19 +471,34 @@ class AggregatorBackend:
         self._calls.cancelled_by_client(peer, message)
 
     def answer(self, peer: Peer, message: Message) -> bool:
-        return False
+        return self._server_requests.answer(peer, message)
 
     async def close_session(self, session: Session) -> None:
         self._sessions.discard(session)
         self._calls.cancel_all(session)
+        self._server_requests.forget(session)
+        for target, uri in [key for key, peers in self._subscribers.items() if session in peers]:
+            self._unsubscribe(session, target, uri)
+        if session.log_level is not None:
+            self._retune_log_level()
 
     def discover_result(self) -> dict[str, Any]:
         server_info = {"name": self.config.server_name, "version": __version__}
         return discover_result(CAPABILITIES, server_info, self._instructions(), cache_scope="private")
 
     def watch(self, listener: Callable[[Message], None], uris: set[str]) -> Callable[[], None]:
+        """Hear every notification (a 2026-07-28 `subscriptions/listen`), with `uris` subscribed meanwhile."""
         self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        routes = [route for route in map(self.catalog.resource_route, uris) if route is not None]
+        for route in routes:
+            self._subscribe(listener, *route)
+
+        def unwatch() -> None:
+            self._listeners.remove(listener)
+            for route in routes:
+                self._unsubscribe(listener, *route)
+
+        return unwatch
 
     def targets(self) -> Mapping[str, Any]:
         """The `/targets` document: every target's status, last error, tool count and handshake latency."""

@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     async def targets(request: Request) -> JSONResponse:
         return JSONResponse(backend.targets())
 
-    app = create_app(settings, backend=backend, routes=[Route("/targets", targets)])
+    app = create_app(settings, backend=backend, routes=[Route("/targets", targets)], collectors=[backend.metrics])
     print(f"Plexus aggregator: MCP endpoint http://{args.host}:{args.port}/mcp (targets: /targets)", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools", log_level=args.log_level,
                 access_log=False, timeout_graceful_shutdown=10)  # fmt: skip

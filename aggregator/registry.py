@@ -4,6 +4,10 @@ A published target set is applied by difference: new targets connect in the back
 changed ones are replaced. A target that cannot be reached is `down` (with the reason) and retried with backoff;
 its cached lists are dropped so clients never see tools that cannot be called. Every change of what clients can
 see calls `on_change` once.
+
+Health is judged two ways: a ping every few seconds, and a circuit breaker on calls. A target whose calls fail to
+reach it (no reply in time, connection lost) `BREAKER_THRESHOLD` times in a row is taken out at once, before the
+next ping would notice, and the reconnect after backoff is its trial: lists and all, or it stays out.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -20,8 +24,8 @@ import aiohttp
 
 from aggregator.catalog import KINDS, TargetLists
 from aggregator.discovery import Target
-from aggregator.exceptions import UpstreamError
-from aggregator.upstream import Upstream
+from aggregator.exceptions import UpstreamError, UpstreamUnavailable
+from aggregator.upstream import Message, Upstream
 
 __all__ = ["Registry", "TargetState"]
 
@@ -40,6 +44,9 @@ HEALTH_INTERVAL: Final = 5.0
 CONNECT_TIMEOUT: Final = 10.0
 """Seconds a target has to complete the MCP handshake."""
 
+BREAKER_THRESHOLD: Final = 5
+"""Calls in a row that fail to reach a target before it is taken out (the circuit opens)."""
+
 
 @dataclass
 class TargetState:
@@ -54,6 +61,10 @@ class TargetState:
     task: asyncio.Task[None] | None = None
     refresh: asyncio.Event = field(default_factory=asyncio.Event)
     changed_kinds: set[str] = field(default_factory=set)
+    failures: int = 0
+    """Calls in a row that failed to reach the target."""
+    tripped: str | None = None
+    """Why the circuit breaker took the target out, until the `_keep` loop acts on it."""
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -63,6 +74,8 @@ class TargetState:
             "status": self.status,
             "error": self.error,
             "tools": len(self.lists.items.get("tools", ())),
+            "prompts": len(self.lists.items.get("prompts", ())),
+            "resources": len(self.lists.items.get("resources", ())),
             "latency_ms": self.latency_ms,
         }
 
@@ -75,14 +88,23 @@ class Registry:
         *,
         list_timeout: float,
         client_info: Mapping[str, Any],
+        capabilities: Mapping[str, Any],
         on_change: Callable[[], None],
-        on_notification: Callable[[str, dict[str, Any]], None],
+        on_notification: Callable[[str, Message], None],
+        on_request: Callable[[str, Message], Awaitable[Message]],
+        on_up: Callable[[str, Upstream], Coroutine[Any, Any, None]],
     ) -> None:
+        """`on_request` answers a target's requests that came with no call; `on_up` restores what clients set up
+        on a target (log level, subscriptions) each time its session is new.
+        """
         self.states: dict[str, TargetState] = {}
         self._list_timeout = list_timeout
         self._client_info = dict(client_info)
+        self._capabilities = dict(capabilities)
         self._on_change = on_change
         self._on_notification = on_notification
+        self._on_request = on_request
+        self._on_up = on_up
         self._http: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -142,6 +164,8 @@ class Registry:
                         await self._check(state)
                         continue
                     state.refresh.clear()
+                    if state.tripped:
+                        raise UpstreamUnavailable(state.target.name, state.tripped)
                     kinds, state.changed_kinds = state.changed_kinds, set()
                     if kinds:
                         await self._fetch(state, kinds)
@@ -151,6 +175,7 @@ class Registry:
             except UpstreamError as exc:
                 was_up = state.status == "up"
                 state.status, state.error = "down", str(exc)
+                state.tripped, state.failures = None, 0
                 state.lists = TargetLists()
                 if state.upstream is not None:
                     await state.upstream.close()
@@ -170,11 +195,20 @@ class Registry:
         )
         state.latency_ms = (time.perf_counter() - started) * 1000
 
-    def suspect(self, name: str) -> None:
-        """A call to this target failed to reach it: check its health now rather than at the next interval."""
+    def record(self, name: str, reached: bool, error: str = "") -> None:
+        """Count a call's outcome: one that failed to reach the target makes a health check due now, and
+        `BREAKER_THRESHOLD` of them in a row take the target out.
+        """
         state = self.states.get(name)
-        if state is not None:
-            state.refresh.set()
+        if state is None or state.status != "up":
+            return
+        if reached:
+            state.failures = 0
+            return
+        state.failures += 1
+        if state.failures >= BREAKER_THRESHOLD:
+            state.tripped = f"{error} (circuit opened after {state.failures} failed calls in a row)"
+        state.refresh.set()
 
     async def _connect(self, state: TargetState) -> None:
         assert self._http is not None
@@ -185,8 +219,10 @@ class Registry:
             transport=target.transport,
             session=self._http,
             client_info=self._client_info,
-            capabilities={},
+            capabilities=self._capabilities,
             on_notification=lambda message: self._notified(state, message),
+            on_request=lambda message: self._on_request(target.name, message),
+            on_session=lambda: self._on_up(target.name, upstream),
         )
         state.upstream = upstream
         started = time.perf_counter()
@@ -194,6 +230,7 @@ class Registry:
         state.latency_ms = (time.perf_counter() - started) * 1000
         state.lists.instructions = init.get("instructions")
         await self._fetch(state, {kind.key for kind in KINDS})
+        await self._on_up(target.name, upstream)
         state.status, state.error = "up", None
         logger.info("Target %r is up: %d tools.", target.name, len(state.lists.items.get("tools", ())))
         self._on_change()

@@ -95,10 +95,12 @@ class Upstream:
         capabilities: Mapping[str, Any],
         on_notification: Callable[[Message], None],
         on_request: Callable[[Message], Awaitable[Message]] | None = None,
+        on_session: Callable[[], Coroutine[Any, Any, None]] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         """`on_request` gets each server-to-client request and returns its JSON-RPC response (`result` or `error`;
-        `id` is set here); without it such requests are refused. `ping` is always answered here.
+        `id` is set here); without it such requests are refused. `ping` is always answered here. `on_session` runs
+        after each transparent re-initialization, to set the new session up as the old one was.
         """
         if transport not in ("streamable-http", "sse"):
             raise ValueError(f"transport must be 'streamable-http' or 'sse', not {transport!r}")
@@ -110,6 +112,7 @@ class Upstream:
         self._capabilities = dict(capabilities)
         self._on_notification = on_notification
         self._on_request = on_request
+        self._on_session = on_session
         self._user_headers: CIMultiDict[str] = CIMultiDict(headers or {})
         self._where = f"Target {name!r} at {url}"
         self._ids = itertools.count(1)
@@ -272,6 +275,8 @@ class Upstream:
                 raise
             except UpstreamError as exc:
                 raise self._unavailable(f"the session expired and re-initializing failed ({exc})") from exc
+            if self._on_session is not None:
+                self._spawn(self._on_session())
 
     async def _stop_stream(self) -> None:
         task, self._stream_task = self._stream_task, None

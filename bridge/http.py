@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import orjson
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,17 +33,23 @@ __all__ = ["create_app"]
 
 
 def create_app(
-    settings: BridgeSettings, *, backend: Backend | None = None, routes: Sequence[BaseRoute] = ()
+    settings: BridgeSettings,
+    *,
+    backend: Backend | None = None,
+    routes: Sequence[BaseRoute] = (),
+    collectors: Sequence[Collector] = (),
 ) -> Starlette:
     """Build the HTTP front's ASGI app; `app.state.bridge` holds its shared state (used for draining).
 
-    The backend comes from `settings.source` unless one is given (the aggregator brings its own, and `routes` of its
-    own, such as `/targets`).
+    The backend comes from `settings.source` unless one is given (the aggregator brings its own, with `routes` such
+    as `/targets` and metric `collectors` of its own).
     """
     if backend is None:
         backend = _backend(settings, on_restart=lambda: metrics.restarts.inc())
     sessions = SessionRegistry(settings.max_sessions, settings.session_idle_timeout, backend.close_session)
     metrics = BridgeMetrics(lambda: len(sessions), lambda: backend.inflight)
+    for collector in collectors:
+        metrics.registry.register(collector)
     state = BridgeState(
         settings=settings,
         backend=backend,

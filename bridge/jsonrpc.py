@@ -17,6 +17,7 @@ __all__ = [
     "INTERNAL_ERROR",
     "INVALID_PARAMS",
     "INVALID_REQUEST",
+    "LOG_LEVELS",
     "METHOD_NOT_FOUND",
     "OVERLOADED",
     "PARSE_ERROR",
@@ -35,6 +36,9 @@ __all__ = [
 
 RequestId = str | int
 Message = dict[str, Any]
+
+LOG_LEVELS: Final = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+"""RFC 5424 severities as MCP names them (`logging/setLevel`, `notifications/message`), least severe first."""
 
 # The codes of `mcp_types.jsonrpc`, written out because importing `mcp_types` costs about 0.3 s of the bridge's cold
 # start (it builds the pydantic models of both protocol eras); tests/bridge/test_jsonrpc.py checks they still match.

@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Final
 
 import orjson
 
 from bridge.eras import modern_result
 from bridge.exceptions import ServerUnavailable
 from bridge.exchange import Exchange, Peer
-from bridge.jsonrpc import CONNECTION_CLOSED, INVALID_REQUEST, Message, RequestId, error
+from bridge.jsonrpc import CONNECTION_CLOSED, INVALID_REQUEST, LOG_LEVELS, Message, RequestId, error
 from bridge.stdio.links import LinkBroken
 
-__all__ = ["LOG_LEVELS", "Relay"]
+__all__ = ["Relay"]
 
 logger = logging.getLogger(__name__)
-
-LOG_LEVELS: Final = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
-"""RFC 5424 severities as MCP names them, least severe first."""
 
 
 class Relay:
