@@ -374,7 +374,7 @@ class AggregatorBackend:
             key = "tools" if method == "tools/call" else "prompts"
             route = self.catalog.route(key, str(params.get("name")))
             if route is None:
-                raise LookupError(f"Unknown {key[:-1]} {params.get('name')!r}; {key}/list shows what is offered.")
+                raise LookupError(self._unknown(key[:-1], str(params.get("name"))))
             params["name"] = route[1]
             return route[0], params
         if method == "resources/read":
@@ -397,6 +397,15 @@ class AggregatorBackend:
         ref["uri"] = found[1]
         params["ref"] = ref
         return found[0], params
+
+    def _unknown(self, kind: str, name: str) -> str:
+        """Why a name is not routable: the target it names is down, or nothing offers it."""
+        separator = self.config.separator
+        for target, state in self.registry.states.items():
+            if state.status != "up" and name.startswith(target + separator):
+                reason = state.error or "not connected yet"
+                return f"The {kind} {name!r} belongs to target {target!r}, which is down ({reason}); retry later."
+        return f"Unknown {kind} {name!r}; {kind}s/list shows what is offered."
 
     async def _run(self, exchange: Exchange, target: str, method: str, params: dict[str, Any]) -> None:
         upstream = self.registry.upstream(target)

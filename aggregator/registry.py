@@ -177,12 +177,12 @@ class Registry:
                 state.status, state.error = "down", str(exc)
                 state.tripped, state.failures = None, 0
                 state.lists = TargetLists()
+                if was_up:
+                    self._on_change()  # before closing, which may wait on the dead target for a while
                 if state.upstream is not None:
                     await state.upstream.close()
                     state.upstream = None
                 logger.warning("%s; retrying in %.1f s.", exc, delay)
-                if was_up:
-                    self._on_change()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
 

@@ -8,10 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx2
 import pytest
@@ -64,6 +66,8 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT
 class RunningBridge:
     url: str
     process: subprocess.Popen[bytes]
+    log_file: IO[bytes]
+    """The process's stderr: a file, not a pipe, so a chatty process never blocks on a pipe nobody reads."""
 
     @property
     def mcp(self) -> str:
@@ -85,8 +89,8 @@ class RunningBridge:
             time.sleep(0.05)
 
     def log(self) -> str:
-        assert self.process.stderr is not None
-        return self.process.stderr.read().decode(errors="replace")
+        self.log_file.seek(0)
+        return self.log_file.read().decode(errors="replace")
 
 
 @contextlib.contextmanager
@@ -104,18 +108,12 @@ def run_server(
 ) -> Iterator[RunningBridge]:
     """Run `command(port)` (a bridge or an aggregator) on a free loopback port; SIGTERM it on exit."""
     port = free_port()
-    process = subprocess.Popen(
-        command(port),
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-        cwd=ROOT,
-    )
-    bridge = RunningBridge(f"http://127.0.0.1:{port}", process)
-    try:
-        if wait:
-            bridge.wait_ready()
-        yield bridge
-    finally:
-        stop_process(process)
-        if process.stderr is not None:
-            process.stderr.close()
+    with tempfile.TemporaryFile() as log_file:
+        process = subprocess.Popen(command(port), stderr=log_file, env={**os.environ, **(env or {})}, cwd=ROOT)
+        bridge = RunningBridge(f"http://127.0.0.1:{port}", process, log_file)
+        try:
+            if wait:
+                bridge.wait_ready()
+            yield bridge
+        finally:
+            stop_process(process)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -15,40 +14,11 @@ import httpx2
 import pytest
 from mcp.client import Client
 
+from tests.aggregator.conftest import run_aggregator, wait_for, write_config
 from tests.bridge.wire import WireSession
-from tests.conftest import ECHO_SERVER, ROOT, RunningBridge, free_port, node_bin, run_bridge, run_server
+from tests.conftest import ECHO_SERVER, ROOT, free_port, node_bin, run_bridge
 
 pytestmark = pytest.mark.anyio
-
-STARTUP = 60.0
-"""Seconds for the aggregator and its targets to come up."""
-
-
-def run_aggregator(*args: str) -> contextlib.AbstractContextManager[RunningBridge]:
-    """Run `python -m aggregator ARGS` on a free loopback port."""
-    return run_server(lambda port: [sys.executable, "-m", "aggregator", *args, "--port", str(port)])
-
-
-def targets(aggregator: RunningBridge) -> dict[str, dict[str, Any]]:
-    document = httpx2.get(aggregator.url + "/targets", timeout=5).json()
-    return {target["name"]: target for target in document["targets"]}
-
-
-def wait_for(aggregator: RunningBridge, **statuses: str) -> None:
-    """Poll /targets until each named target has the given status."""
-    deadline = time.monotonic() + STARTUP
-    while True:
-        current = targets(aggregator)
-        if all(current.get(name, {}).get("status") == status for name, status in statuses.items()):
-            return
-        assert time.monotonic() < deadline, f"targets not {statuses}: {current}"
-        time.sleep(0.05)
-
-
-def write_config(path: Path, entries: dict[str, str], **top: Any) -> None:
-    lines = [f"{key}: {value}" for key, value in top.items()] + ["targets:"]
-    lines += [f"  - name: {name}\n    url: {url}" for name, url in entries.items()]
-    path.write_text("\n".join(lines) + "\n")
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])

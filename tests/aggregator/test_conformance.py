@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.aggregator.test_aggregator import run_aggregator, wait_for, write_config
+from tests.aggregator.conftest import run_aggregator, wait_for, write_config
 from tests.bridge.test_conformance import FIXTURE_SERVER, direct_results, run_suite
 from tests.conftest import run_bridge
 
