@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 MISSING_META: Final = "dev.plexus/missing"
 """`_meta` key of a list result naming the targets whose items are missing, with the reason."""
+CONFLICTS_META: Final = "dev.plexus/conflicts"
+"""`_meta` key of a tools or prompts list naming what is not exposed because two targets offer the name."""
 
 CAPABILITIES: Final = {
     "tools": {"listChanged": True},
@@ -176,15 +178,15 @@ class AggregatorBackend:
         method = message.get("method")
         params = dict(message.get("params") or {})
         if method == "notifications/message":
-            params["logger"] = f"{target}/{params.get('logger', '')}".rstrip("/")
-            level = params.get("level")
-            rank = LOG_LEVELS.index(level) if level in LOG_LEVELS else len(LOG_LEVELS)
-            peers = [s for s in self._sessions if s.log_level is None or rank >= LOG_LEVELS.index(s.log_level)]
-        elif method == "notifications/resources/updated" and isinstance(params.get("uri"), str):
-            peers = list(self._subscribers.get((target, params["uri"]), ()))
-            params["uri"] = self.catalog.exposed_uri(target, params["uri"])
-        else:
+            for session in self._sessions:
+                log = _log_for(target, message, session.log_level)
+                if log is not None:
+                    session.deliver(orjson.dumps(log))
             return
+        if method != "notifications/resources/updated" or not isinstance(params.get("uri"), str):
+            return
+        peers = list(self._subscribers.get((target, params["uri"]), ()))
+        params["uri"] = self.catalog.exposed_uri(target, params["uri"])
         forwarded = {"jsonrpc": "2.0", "method": method, "params": params}
         data = orjson.dumps(forwarded)
         for peer in peers:
@@ -347,9 +349,15 @@ class AggregatorBackend:
         result: dict[str, Any] = {key: items[start : start + self.page_size]}
         if start + self.page_size < len(items):
             result["nextCursor"] = str(start + self.page_size)
+        meta: dict[str, Any] = {}
         missing = self.missing()
         if missing:
-            result["_meta"] = {MISSING_META: missing}
+            meta[MISSING_META] = missing
+        conflicts = [c for c in self.catalog.conflicts if c.startswith(key[:-1] + " ")]
+        if conflicts:
+            meta[CONFLICTS_META] = conflicts
+        if meta:
+            result["_meta"] = meta
         if exchange.modern:
             modern_result(exchange.method, result)
         return result_bytes(exchange.client_id, result)
@@ -418,11 +426,18 @@ class AggregatorBackend:
             params["_meta"] = {**meta, "progressToken": f"plexus-{next(self._tokens)}"}
 
         def related(message: Message) -> None:
+            """What the target sends during this call goes to its caller, on the call's own stream."""
+            method = message.get("method")
             if "id" in message:
                 self._spawn(self._related_request(upstream, target, exchange, message))
-            elif message.get("method") == "notifications/progress" and token is not None:
-                progress = {**message, "params": {**(message.get("params") or {}), "progressToken": token}}
-                exchange.push(orjson.dumps(progress))
+            elif method == "notifications/progress":
+                if token is not None:
+                    progress = {**message, "params": {**(message.get("params") or {}), "progressToken": token}}
+                    exchange.push(orjson.dumps(progress))
+            elif method == "notifications/message":
+                log = _log_for(target, message, getattr(exchange.peer, "log_level", None))
+                if log is not None:
+                    exchange.push(orjson.dumps(log))
             else:
                 self._forward(target, message)
 
@@ -511,4 +526,20 @@ class AggregatorBackend:
 
     def targets(self) -> Mapping[str, Any]:
         """The `/targets` document: every target's status, last error, tool count and handshake latency."""
-        return {"targets": [state.describe() for _, state in sorted(self.registry.states.items())]}
+        return {
+            "targets": [state.describe() for _, state in sorted(self.registry.states.items())],
+            "conflicts": self.catalog.conflicts,
+        }
+
+
+def _log_for(target: str, message: Message, level: str | None) -> Message | None:
+    """A target's log message as a client at `level` should get it (its logger named after the target), or None
+    when that level filters it out.
+    """
+    params = dict(message.get("params") or {})
+    if level is not None:
+        rank = LOG_LEVELS.index(params["level"]) if params.get("level") in LOG_LEVELS else len(LOG_LEVELS)
+        if rank < LOG_LEVELS.index(level):
+            return None
+    params["logger"] = f"{target}/{params.get('logger', '')}".rstrip("/")
+    return {"jsonrpc": "2.0", "method": "notifications/message", "params": params}

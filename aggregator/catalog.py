@@ -82,7 +82,7 @@ class Catalog:
                 for item in lists.items.get(kind.key, ()):
                     catalog._add(kind.key, target, item, policy, prefix=prefix, separator=separator)
         for key, routes in (("tools", catalog.tools), ("prompts", catalog.prompts)):
-            catalog.lists[key] = [item for item in catalog.lists[key] if item["name"] in routes]
+            catalog.lists[key] = [item for item in catalog.lists[key] if routes[item["name"]][0]]
         return catalog
 
     def _add(

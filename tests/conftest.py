@@ -102,6 +102,18 @@ def run_bridge(
         yield running
 
 
+def wait_http(url: str, timeout: float = READY_TIMEOUT) -> None:
+    """Poll until `url` answers HTTP at all (any status): for servers without a /readyz."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx2.get(url, timeout=1)
+            return
+        except httpx2.TransportError:
+            assert time.monotonic() < deadline, f"nothing answers at {url} after {timeout} s"
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def run_server(
     command: Callable[[int], list[str]], *, env: dict[str, str] | None = None, wait: bool = True

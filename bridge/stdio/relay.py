@@ -257,9 +257,10 @@ class Relay:
             return
         self._server_requests[message["id"]] = peer
         data = orjson.dumps(message)
-        if peer.inflight:
-            # The request belongs to a call in flight: it rides on that call's response stream.
-            list(peer.inflight.values())[-1].push(data)
+        if len(peer.inflight) == 1:
+            # The request belongs to the call in flight: it rides on that call's response stream. With several,
+            # stdio does not say which one asked, so it goes to the session's own stream rather than a guess.
+            next(iter(peer.inflight.values())).push(data)
         else:
             peer.deliver(data)
 
