@@ -119,7 +119,6 @@ class AggregatorBackend:
         return len(self._calls)
 
     async def start(self) -> None:
-        await self.registry.start()
         self._source_task = asyncio.create_task(self._source.run(self._publish), name="discovery")
         self._started = True
 

@@ -20,8 +20,6 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import aiohttp
-
 from aggregator.catalog import KINDS, TargetLists
 from aggregator.discovery import Target
 from aggregator.exceptions import UpstreamError, UpstreamUnavailable
@@ -105,17 +103,9 @@ class Registry:
         self._on_notification = on_notification
         self._on_request = on_request
         self._on_up = on_up
-        self._http: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=100), cookie_jar=aiohttp.DummyCookieJar()
-        )
 
     async def stop(self) -> None:
         await self.apply({})
-        if self._http is not None:
-            await self._http.close()
 
     async def apply(self, targets: Mapping[str, Target]) -> None:
         """Make the live set match `targets`."""
@@ -211,13 +201,11 @@ class Registry:
         state.refresh.set()
 
     async def _connect(self, state: TargetState) -> None:
-        assert self._http is not None
         target = state.target
         upstream = Upstream(
             target.name,
             target.url,
             transport=target.transport,
-            session=self._http,
             client_info=self._client_info,
             capabilities=self._capabilities,
             on_notification=lambda message: self._notified(state, message),

@@ -1,8 +1,9 @@
 """The aggregator's client to one upstream MCP server over HTTP, at the message level.
 
 Messages stay JSON-RPC dicts decoded with orjson: the aggregator only routes them, and the SDK's typed client spends
-milliseconds per call building models that would be turned straight back into JSON. aiohttp carries the HTTP, at a
-fraction of the CPU per request of the other clients measured here; its errors become `UpstreamError`s only here.
+milliseconds per call building models that would be turned straight back into JSON. `aggregator.http1` carries the
+HTTP, at a fraction of the CPU per request of the general clients measured here; its errors become `UpstreamError`s
+only here.
 
 Two transports behind one API:
 
@@ -19,17 +20,15 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Final, Literal, NoReturn
 from urllib.parse import urljoin, urlsplit
 
-import aiohttp
 import orjson
-from multidict import CIMultiDict
 
 from aggregator._sse import SSEError, SSEEvent, SSEParser, read_events
 from aggregator.exceptions import UpstreamError, UpstreamProtocolError, UpstreamRequestError, UpstreamUnavailable
+from aggregator.http1 import ConnectionPool, HTTPError, Response
 
 __all__ = ["PROTOCOL_VERSION", "Upstream"]
 
@@ -68,13 +67,12 @@ MAX_BACKGROUND_TASKS: Final = 256
 METHOD_NOT_FOUND: Final = -32601
 INTERNAL_ERROR: Final = -32603
 
-SESSION_HEADER: Final = "Mcp-Session-Id"
-VERSION_HEADER: Final = "MCP-Protocol-Version"
+SESSION_HEADER: Final = "mcp-session-id"
+VERSION_HEADER: Final = "mcp-protocol-version"
 _ACCEPT_BOTH: Final = "application/json, text/event-stream"
 _SSE: Final = "text/event-stream"
-_CALL_TIMEOUT: Final = aiohttp.ClientTimeout(total=None)
-"""aiohttp's own timeouts are off for calls: each call's deadline is an `asyncio.timeout` set by the caller."""
-_STREAM_TIMEOUT: Final = aiohttp.ClientTimeout(total=None, sock_connect=STREAM_CONNECT_TIMEOUT)
+Headers = dict[str, str]
+"""Request headers by lower-case name."""
 
 
 class _SessionExpired(Exception):
@@ -90,7 +88,6 @@ class Upstream:
         url: str,
         *,
         transport: Literal["streamable-http", "sse"],
-        session: aiohttp.ClientSession,
         client_info: Mapping[str, Any],
         capabilities: Mapping[str, Any],
         on_notification: Callable[[Message], None],
@@ -107,20 +104,20 @@ class Upstream:
         self.name = name
         self.url = url
         self.transport = transport
-        self._http = session
+        self._http = ConnectionPool(url)
         self._client_info = dict(client_info)
         self._capabilities = dict(capabilities)
         self._on_notification = on_notification
         self._on_request = on_request
         self._on_session = on_session
-        self._user_headers: CIMultiDict[str] = CIMultiDict(headers or {})
+        self._user_headers: Headers = {name.lower(): value for name, value in (headers or {}).items()}
         self._where = f"Target {name!r} at {url}"
         self._ids = itertools.count(1)
         self._init_result: Message | None = None
         self._session_id: str | None = None
         self._new_session_id: str | None = None
         self._protocol_version: str | None = None
-        self._post_url = url
+        self._post_target = _target(url)
         self._init_headers = self._build_headers(None, None)
         self._headers = self._init_headers
         self._generation = 0
@@ -224,10 +221,10 @@ class Upstream:
         await asyncio.gather(*tasks, return_exceptions=True)
         _fail(self._pending, self._unavailable("the connection was closed"))
         if self.transport == "streamable-http" and self._session_id is not None:
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            with contextlib.suppress(HTTPError, TimeoutError):
                 async with asyncio.timeout(CLOSE_TIMEOUT):
-                    async with self._http.delete(self.url, headers=self._headers, timeout=_CALL_TIMEOUT):
-                        pass
+                    (await self._http.request("DELETE", _target(self.url), _block(self._headers))).release()
+        self._http.close()
 
     # The handshake and re-initialization.
 
@@ -309,39 +306,42 @@ class Upstream:
         """Send one request and return its reply message, by the transport's rules."""
         headers = self._init_headers if initialize else self._headers
         if extra:
-            merged = CIMultiDict(extra)
-            merged.update(headers)  # ours win: a forwarded header must not replace the session or protocol headers
-            headers = merged
+            # Ours win: a forwarded header must not replace the session or protocol headers.
+            headers = {**{name.lower(): value for name, value in extra.items()}, **headers}
         if self.transport == "sse":
             return await self._legacy_call(message, headers)
+        response = await self._send("POST", self._post_target, headers, orjson.dumps(message))
         try:
-            async with self._http.post(
-                self._post_url, data=orjson.dumps(message), headers=headers, timeout=_CALL_TIMEOUT
-            ) as response:
-                if response.status != 200:
-                    await self._fail_status(response, headers)
-                if initialize:
-                    self._new_session_id = response.headers.get(SESSION_HEADER)
-                kind = response.content_type
-                if kind == "application/json":
-                    reply = self._decode(await self._read_body(response))
-                    if reply.get("id") != message["id"] or "method" in reply:
-                        raise self._protocol_error(f"the reply to {message['method']} does not carry its id")
-                    return reply
-                if kind == _SSE:
-                    return await self._stream_reply(response, message["id"], on_message)
-                raise self._protocol_error(f"the reply to {message['method']} has Content-Type {kind!r}")
-        except aiohttp.ClientError as exc:
-            raise self._unavailable(_describe(exc)) from exc
+            if response.status != 200:
+                await self._fail_status(response, headers)
+            if initialize:
+                self._new_session_id = response.headers.get(SESSION_HEADER)
+            kind = response.content_type
+            if kind == "application/json":
+                reply = self._decode(await self._read_body(response))
+                if reply.get("id") != message["id"] or "method" in reply:
+                    raise self._protocol_error(f"the reply to {message['method']} does not carry its id")
+                return reply
+            if kind == _SSE:
+                return await self._stream_reply(response, message["id"], on_message)
+            raise self._protocol_error(f"the reply to {message['method']} has Content-Type {kind!r}")
+        finally:
+            response.release()
+
+    async def _send(self, method: str, target: str, headers: Headers, body: bytes = b"") -> Response:
+        try:
+            return await self._http.request(method, target, _block(headers), body)
+        except HTTPError as exc:
+            raise self._unavailable(str(exc)) from exc
+        except ValueError as exc:  # a forwarded header that cannot be sent as it is
+            raise self._protocol_error(f"cannot send the request: {exc}") from exc
 
     async def _stream_reply(
-        self, response: aiohttp.ClientResponse, request_id: int, on_message: Callable[[Message], None] | None
+        self, response: Response, request_id: int, on_message: Callable[[Message], None] | None
     ) -> Message:
         """Read a POST's event stream: dispatch what comes first, return the reply."""
         try:
-            async with contextlib.aclosing(
-                read_events(response.content.iter_any(), SSEParser(MAX_MESSAGE_BYTES))
-            ) as events:
+            async with contextlib.aclosing(read_events(response.chunks(), SSEParser(MAX_MESSAGE_BYTES))) as events:
                 async for event in events:
                     if event.event != "message" or not event.data:
                         continue  # an event with no data primes resumption (an id only)
@@ -351,19 +351,20 @@ class Upstream:
                     self._dispatch(message, on_message)
         except SSEError as exc:
             raise self._protocol_error(str(exc)) from exc
+        except HTTPError as exc:
+            raise self._unavailable(str(exc)) from exc
         raise self._unavailable("the response stream ended before the reply")
 
-    async def _post_message(self, message: Message, headers: Mapping[str, str] | None = None) -> None:
+    async def _post_message(self, message: Message, headers: Headers | None = None) -> None:
         """POST a message answered by acceptance only (any 2xx): notifications, responses, legacy requests."""
         headers = self._headers if headers is None else headers
+        response = await self._send("POST", self._post_target, headers, orjson.dumps(message))
         try:
-            async with self._http.post(
-                self._post_url, data=orjson.dumps(message), headers=headers, timeout=_CALL_TIMEOUT
-            ) as response:
-                if response.status // 100 != 2:
-                    await self._fail_status(response, headers)
-        except aiohttp.ClientError as exc:
-            raise self._unavailable(_describe(exc)) from exc
+            if response.status // 100 != 2:
+                await self._fail_status(response, headers)
+            await self._read_body(response)  # to the end, so the connection can be reused
+        finally:
+            response.release()
 
     def _cancel_upstream(self, request_id: int, reason: str) -> None:
         """Tell the upstream to stop working on a request nobody waits for any more (in the background)."""
@@ -386,13 +387,9 @@ class Upstream:
 
     async def _open_legacy_stream(self) -> None:
         """GET the SSE URL, read its `endpoint` event, and leave a task reading every later message."""
-        headers = CIMultiDict(self._user_headers)
-        headers["Accept"] = _SSE
-        try:
-            response = await self._http.get(self.url, headers=headers, timeout=_STREAM_TIMEOUT)
-        except aiohttp.ClientError as exc:
-            raise self._unavailable(_describe(exc)) from exc
-        events = read_events(response.content.iter_any(), SSEParser(MAX_MESSAGE_BYTES))
+        headers = {**self._user_headers, "accept": _SSE}
+        response = await self._open_stream(headers)
+        events = read_events(response.chunks(), SSEParser(MAX_MESSAGE_BYTES))
         try:
             if response.status != 200:
                 await self._fail_status(response, None)
@@ -408,13 +405,13 @@ class Upstream:
                 raise self._protocol_error(f"the endpoint {post_url} is not on the SSE URL's origin")
         except BaseException as exc:
             await events.aclose()
-            response.close()
-            if isinstance(exc, aiohttp.ClientError):
-                raise self._unavailable(_describe(exc)) from exc
+            response.release()
+            if isinstance(exc, HTTPError):
+                raise self._unavailable(str(exc)) from exc
             if isinstance(exc, SSEError):
                 raise self._protocol_error(str(exc)) from exc
             raise
-        self._post_url = post_url
+        self._post_target = _target(post_url)
         self._pending = {}
         self._stream_task = asyncio.create_task(
             self._read_legacy(response, events, self._pending), name=f"upstream-{self.name}"
@@ -422,7 +419,7 @@ class Upstream:
 
     async def _read_legacy(
         self,
-        response: aiohttp.ClientResponse,
+        response: Response,
         events: AsyncGenerator[SSEEvent, None],
         pending: dict[int, asyncio.Future[Message]],
     ) -> None:
@@ -431,13 +428,13 @@ class Upstream:
             async with contextlib.aclosing(events):
                 async for event in events:
                     self._stream_event(event, pending)
-        except (aiohttp.ClientError, SSEError) as exc:
+        except (HTTPError, SSEError) as exc:
             logger.info("%s: the event stream failed: %s", self._where, exc)
         finally:
-            response.close()
+            response.release()
             _fail(pending, self._unavailable("the event stream closed; the session is lost"))
 
-    async def _legacy_call(self, message: Message, headers: Mapping[str, str]) -> Message:
+    async def _legacy_call(self, message: Message, headers: Headers) -> Message:
         task = self._stream_task
         if task is None or task.done():
             raise _SessionExpired
@@ -457,24 +454,26 @@ class Upstream:
         delay = LISTEN_RETRY_FIRST
         last_event_id: str | None = None
         while generation == self._generation:
-            headers = CIMultiDict(self._headers)
-            headers["Accept"] = _SSE
-            del headers["Content-Type"]
+            headers = {**self._headers, "accept": _SSE}
+            del headers["content-type"]
             if last_event_id:
-                headers["Last-Event-ID"] = last_event_id  # resume where the dropped stream stopped, if it can
+                headers["last-event-id"] = last_event_id  # resume where the dropped stream stopped, if it can
             parser = SSEParser(MAX_MESSAGE_BYTES)
             try:
-                async with self._http.get(self.url, headers=headers, timeout=_STREAM_TIMEOUT) as response:
+                response = await self._open_stream(headers)
+                try:
                     if response.status // 100 == 4 or (response.status == 200 and response.content_type != _SSE):
                         if response.status != 405:
                             logger.info("%s: no GET stream (HTTP %d).", self._where, response.status)
                         return
                     if response.status == 200:
-                        async with contextlib.aclosing(read_events(response.content.iter_any(), parser)) as events:
+                        async with contextlib.aclosing(read_events(response.chunks(), parser)) as events:
                             async for event in events:
                                 delay = LISTEN_RETRY_FIRST
                                 self._stream_event(event, None)
-            except (aiohttp.ClientError, SSEError) as exc:
+                finally:
+                    response.release()
+            except (UpstreamUnavailable, HTTPError, SSEError) as exc:
                 logger.info("%s: the GET stream dropped: %s", self._where, exc)
             last_event_id = parser.last_event_id or last_event_id
             await asyncio.sleep(delay)
@@ -579,16 +578,24 @@ class Upstream:
             raise self._protocol_error(f"a reply without a result object: {_snippet(orjson.dumps(reply))}")
         return result
 
-    async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
-        length = response.content_length
-        if length is not None and length <= MAX_MESSAGE_BYTES:
-            return await response.read()
-        body = await _read_upto(response, MAX_MESSAGE_BYTES)
+    async def _open_stream(self, headers: Headers) -> Response:
+        """GET the URL for an event stream, the connection and the response's head within the connect timeout."""
+        try:
+            async with asyncio.timeout(STREAM_CONNECT_TIMEOUT):
+                return await self._send("GET", _target(self.url), headers)
+        except TimeoutError as exc:
+            raise self._unavailable(f"no answer to the stream request within {STREAM_CONNECT_TIMEOUT:g} s") from exc
+
+    async def _read_body(self, response: Response) -> bytes:
+        try:
+            body = await response.read(MAX_MESSAGE_BYTES)
+        except HTTPError as exc:
+            raise self._unavailable(str(exc)) from exc
         if len(body) > MAX_MESSAGE_BYTES:
             raise self._protocol_error(f"a reply exceeds {MAX_MESSAGE_BYTES} bytes")
         return body
 
-    async def _fail_status(self, response: aiohttp.ClientResponse, headers: Mapping[str, str] | None) -> NoReturn:
+    async def _fail_status(self, response: Response, headers: Headers | None) -> NoReturn:
         """Raise for an unexpected HTTP status: 404 on our session is expiry, 5xx unavailability, else the body.
 
         A session is ours when the request carried its id (streamable HTTP) or went to a legacy endpoint.
@@ -596,7 +603,10 @@ class Upstream:
         status = response.status
         if status == 404 and headers is not None and (self.transport == "sse" or SESSION_HEADER in headers):
             raise _SessionExpired
-        body = await _read_upto(response, MAX_ERROR_BYTES)
+        try:
+            body = await response.read(MAX_ERROR_BYTES)
+        except HTTPError:
+            body = b""
         error: Any = None
         with contextlib.suppress(orjson.JSONDecodeError):
             error = orjson.loads(body).get("error") if body.startswith(b"{") else None
@@ -607,10 +617,8 @@ class Upstream:
             raise UpstreamRequestError(self.name, error["code"], error["message"], error.get("data"))
         raise self._protocol_error(f"HTTP {status}: {_snippet(body)}")
 
-    def _build_headers(self, session_id: str | None, version: str | None) -> CIMultiDict[str]:
-        headers = CIMultiDict(self._user_headers)
-        headers["Accept"] = _ACCEPT_BOTH
-        headers["Content-Type"] = "application/json"
+    def _build_headers(self, session_id: str | None, version: str | None) -> Headers:
+        headers = {**self._user_headers, "accept": _ACCEPT_BOTH, "content-type": "application/json"}
         if session_id is not None:
             headers[SESSION_HEADER] = session_id
         if version is not None:
@@ -654,35 +662,19 @@ def _error(request_id: Any, code: int, message: str) -> Message:
     return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
 
 
-async def _read_upto(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """Read a body until its end or just past `limit` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_any():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            break
-    return b"".join(chunks)
-
-
 def _snippet(data: bytes) -> str:
     text = data[: ERROR_SNIPPET * 4].decode(errors="replace")
     return text if len(text) <= ERROR_SNIPPET else text[:ERROR_SNIPPET] + "..."
 
 
-def _describe(exc: aiohttp.ClientError) -> str:
-    """Name the cause of an aiohttp failure the way an operator would say it ("connection refused")."""
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return f"cannot resolve the host ({exc.os_error})"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the server closed the connection before answering"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return f"the answer was cut off ({exc})"
-    if isinstance(exc, aiohttp.ClientOSError):
-        error = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
-        if error.errno:
-            text = os.strerror(error.errno)
-            return text[:1].lower() + text[1:]
-        return str(error) or type(exc).__name__
-    return f"{type(exc).__name__}: {exc}"
+def _target(url: str) -> str:
+    """The request target (path and query) of `url`."""
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def _block(headers: Headers) -> bytes:
+    """Headers as the lines of a request head; a name or value with a line break is refused rather than sent."""
+    if any("\r" in item or "\n" in item for pair in headers.items() for item in pair):
+        raise ValueError("a header name or value contains a line break")
+    return "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode("latin-1")

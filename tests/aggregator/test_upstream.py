@@ -64,24 +64,17 @@ async def connected(
     **callbacks: Any,
 ) -> AsyncIterator[Upstream]:
     callbacks.setdefault("on_notification", lambda message: None)
-    async with aiohttp.ClientSession() as http:
-        upstream = Upstream(
-            name,
-            url,
-            transport=transport,
-            session=http,
-            client_info=CLIENT_INFO,
-            capabilities=capabilities or {},
-            **callbacks,
-        )
-        try:
-            with anyio.fail_after(WAIT):
-                await upstream.connect(timeout=WAIT)
-            yield upstream
-        finally:
-            with anyio.fail_after(WAIT):
-                await upstream.close()
-                await upstream.close()  # idempotent
+    upstream = Upstream(
+        name, url, transport=transport, client_info=CLIENT_INFO, capabilities=capabilities or {}, **callbacks
+    )
+    try:
+        with anyio.fail_after(WAIT):
+            await upstream.connect(timeout=WAIT)
+        yield upstream
+    finally:
+        with anyio.fail_after(WAIT):
+            await upstream.close()
+            await upstream.close()  # idempotent
 
 
 async def echo(upstream: Upstream, text: str) -> str:
@@ -176,13 +169,13 @@ async def test_expired_session_is_reinitialized_once(bridge: RunningBridge) -> N
 async def test_lost_legacy_stream_is_reopened(bridge: RunningBridge) -> None:
     """The legacy event stream dropping ends the session: the next request opens a new stream and session."""
     async with connected(bridge.url + "/sse", "sse") as upstream:
-        old = upstream._post_url
+        old = upstream._post_target
         assert upstream._stream_task is not None
         upstream._stream_task.cancel()  # as if the connection had dropped
         with anyio.fail_after(WAIT):
             texts = [f"after the drop {i}" for i in range(5)]
             assert await asyncio.gather(*(echo(upstream, text) for text in texts)) == texts
-        assert upstream._post_url != old
+        assert upstream._post_target != old
         assert upstream._generation == 2
 
 
