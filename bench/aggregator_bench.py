@@ -219,7 +219,9 @@ def render(results: dict[str, Any]) -> str:
         cpu = ", ".join(f"{k} {v:.0%}" for k, v in row["cpu_16"].items() if k not in ("machine", "steal"))
         lines.append(f"  {label:28s}{row['p50_ms_1']:10.3f}  {row['p99_ms_1']:10.3f}  {row['calls_per_s_16']:12.0f}"
                      f"  {row['p50_ms_16']:11.3f}  {cpu}")  # fmt: skip
-    lines.append(f"  hop: {calls['hop_ms']:.3f} ms at p50; aggregator peak RSS {calls['aggregator_memory']['vm_hwm_mb']:.0f} MB")
+    lines.append(
+        f"  hop: {calls['hop_ms']:.3f} ms at p50; aggregator peak RSS {calls['aggregator_memory']['vm_hwm_mb']:.0f} MB"
+    )
     lines += ["", "tools/list answered from the catalogue (20 tools per target, pages of 200)",
               "  targets  tools  first page p50/p99 ms  every page p50/p99 ms"]  # fmt: skip
     for row in lists:
@@ -227,8 +229,9 @@ def render(results: dict[str, Any]) -> str:
         lines.append(f"  {row['targets']:7d}  {row['tools']:5d}  {first['p50_ms']:9.3f} / {first['p99_ms']:.3f}"
                      f"  {every['p50_ms']:12.3f} / {every['p99_ms']:.3f}")  # fmt: skip
     during = hung["lists"]["first_page"]
+    failed_after = f"{hung['call_failed_after_s']:.2f} s (deadline {hung['deadline_s']:g} s)"
     lines += ["", f"One hung target of 10: tools/list p50 {during['p50_ms']:.3f} ms, p99 {during['p99_ms']:.3f} ms; "
-              f"a call to it failed after {hung['call_failed_after_s']:.2f} s (deadline {hung['deadline_s']:g} s)"]  # fmt: skip
+              f"a call to it failed after {failed_after}"]  # fmt: skip
     at50 = next(row for row in lists if row["targets"] == 50)["first_page"]["p50_ms"]
     verdicts = [
         (f"tools/list over 50 targets < {TARGET_LIST_P50_MS} ms p50", f"{at50:.3f} ms", at50 < TARGET_LIST_P50_MS),
