@@ -254,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     procs = Processes()
     try:
         with tempfile.TemporaryDirectory() as workdir:
-            results = {
+            results: dict[str, Any] = {
                 "calls": calls_scenario(procs, Path(workdir), args.seconds, args.repeats),
                 "lists": lists_scenario(procs, Path(workdir)),
                 "hung": hung_scenario(procs, Path(workdir)),
