@@ -66,7 +66,7 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT
 class RunningBridge:
     url: str
     process: subprocess.Popen[bytes]
-    log_file: IO[bytes]
+    log_file: IO[bytes] | None = None
     """The process's stderr: a file, not a pipe, so a chatty process never blocks on a pipe nobody reads."""
 
     @property
@@ -89,6 +89,7 @@ class RunningBridge:
             time.sleep(0.05)
 
     def log(self) -> str:
+        assert self.log_file is not None, "this process logs elsewhere"
         self.log_file.seek(0)
         return self.log_file.read().decode(errors="replace")
 
