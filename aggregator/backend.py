@@ -108,11 +108,13 @@ class AggregatorBackend:
         self._background: set[asyncio.Task[None]] = set()
         self._tokens = itertools.count(1)
         self._started = False
+        self._wanted_once = False
         self.page_size = 200
 
     @property
     def ready(self) -> bool:
-        return self._started
+        """Once the discovery source published its first target set: before, every list would be empty."""
+        return self._started and self._wanted_once
 
     @property
     def inflight(self) -> int:
@@ -128,6 +130,7 @@ class AggregatorBackend:
         if isinstance(config, AggregatorConfig):
             self.config = config
         self._wanted = targets
+        self._wanted_once = True
         if self._applying is None or self._applying.done():
             self._applying = asyncio.create_task(self._apply(), name="apply-targets")
 

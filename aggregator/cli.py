@@ -2,6 +2,7 @@
 
     plexus-aggregator --config FILE [options]     targets listed in FILE (watched, reloaded on change)
     plexus-aggregator dev FILE [options]          the same, starting a plexus-bridge for each stdio/openapi entry
+    plexus-aggregator kubernetes [options]        targets from Services labelled plexus.dev/bridge=true
 
 Every flag can also be set by an environment variable named `PLEXUS_` plus the flag in capitals with dashes as
 underscores (`--port` is `PLEXUS_PORT`); a flag on the command line wins.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,8 +25,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from aggregator.backend import AggregatorBackend
+from aggregator.config import AggregatorConfig, load_config
 from aggregator.dev import LaunchingSource
 from aggregator.discovery import Source
+from aggregator.discovery.kubernetes import DEFAULT_SELECTOR, KubernetesSource
 from aggregator.discovery.static import StaticSource
 from aggregator.exceptions import ConfigError
 from bridge import BridgeSettings, create_app
@@ -40,27 +44,45 @@ def _env(name: str, default: Any, convert: Any = str) -> Any:
     return convert(raw) if raw is not None else default
 
 
-def _parser(dev: bool) -> argparse.ArgumentParser:
+_DESCRIPTIONS = {
+    "": "Serve every MCP target listed in the config file as one MCP endpoint at /mcp.",
+    "dev": "Start a plexus-bridge for each stdio/openapi entry of FILE and aggregate them with its url entries.",
+    "kubernetes": (
+        "Serve every MCP port of the Kubernetes Services matching the selector (appProtocol plexus.dev/mcp or "
+        "plexus.dev/mcp-sse, or the agentgateway/kgateway values) as one MCP endpoint at /mcp."
+    ),
+}
+
+
+def _parser(mode: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="plexus-aggregator dev" if dev else "plexus-aggregator",
-        description=(
-            "Start a plexus-bridge for each stdio/openapi entry of FILE and aggregate them with its url entries."
-            if dev
-            else "Serve every MCP target listed in the config file as one MCP endpoint at /mcp."
-        ),
+        prog=f"plexus-aggregator {mode}".strip(),
+        description=_DESCRIPTIONS[mode],
         epilog="Every flag also reads PLEXUS_<FLAG> from the environment. /targets shows each target's status.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    if dev:
+    if mode == "dev":
         parser.add_argument("file", type=Path, help="config file (see examples/aggregator.yaml)")
     else:
+        kubernetes = mode == "kubernetes"
         parser.add_argument(
             "--config",
             type=Path,
             default=_env("config", None, Path),
-            required=_env("config", None) is None,
-            help="config file (see examples/aggregator.yaml); watched and reloaded on change",
+            required=not kubernetes and _env("config", None) is None,
+            help="config file (see examples/aggregator.yaml); its settings apply, its targets are served too"
+            if kubernetes
+            else "config file (see examples/aggregator.yaml); watched and reloaded on change",
         )
+    if mode == "kubernetes":
+        parser.add_argument("--selector", default=_env("selector", DEFAULT_SELECTOR),
+                            help="label selector of the Services to serve")  # fmt: skip
+        parser.add_argument("--namespaces", default=_env("namespaces", ""),
+                            help="comma-separated namespaces to watch; empty watches all")  # fmt: skip
+        parser.add_argument("--namespace-selector", default=_env("namespace-selector", None),
+                            help="label selector of the namespaces to watch, instead of --namespaces")  # fmt: skip
+        parser.add_argument("--kubeconfig", type=Path, default=_env("kubeconfig", None, Path),
+                            help="kubeconfig file; without it the in-cluster account, then ~/.kube/config")  # fmt: skip
     parser.add_argument("--host", default=_env("host", "127.0.0.1"), help="address to listen on (images use 0.0.0.0)")
     parser.add_argument("--port", type=int, default=_env("port", 8080, int), help="port for MCP, health and metrics")
     parser.add_argument("--allowed-hosts", default=_env("allowed-hosts", ""),
@@ -69,22 +91,39 @@ def _parser(dev: bool) -> argparse.ArgumentParser:
     return parser
 
 
+def _source(mode: str, args: argparse.Namespace) -> tuple[Source, AggregatorConfig]:
+    """The discovery source of `mode` and the configuration it starts with."""
+    if mode == "kubernetes":
+        config = load_config(args.config) if args.config else AggregatorConfig(targets={})
+        namespaces = tuple(name.strip() for name in args.namespaces.split(",") if name.strip())
+        kubernetes = KubernetesSource(
+            selector=args.selector,
+            namespaces=namespaces,
+            namespace_selector=args.namespace_selector,
+            kubeconfig=args.kubeconfig,
+            identity=socket.gethostname(),
+            static=config.targets,
+        )
+        return kubernetes, config
+    static = StaticSource(args.file if mode == "dev" else args.config, allow_launch=mode == "dev")
+    return (LaunchingSource(static) if mode == "dev" else static), static.config
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of `plexus-aggregator`."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    dev = args_list[:1] == ["dev"]
-    args = _parser(dev).parse_args(args_list[1:] if dev else args_list)
+    mode = args_list[0] if args_list[:1] in (["dev"], ["kubernetes"]) else ""
+    args = _parser(mode).parse_args(args_list[1:] if mode else args_list)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        static = StaticSource(args.file if dev else args.config, allow_launch=dev)
-        source: Source = LaunchingSource(static) if dev else static
+        source, config = _source(mode, args)
         hosts = tuple(host.strip() for host in args.allowed_hosts.split(",") if host.strip())
         settings = BridgeSettings(source=None, host=args.host, port=args.port, allowed_hosts=hosts,
                                   log_level=args.log_level)  # fmt: skip
     except (ConfigError, BridgeConfigError) as exc:
         print(f"plexus-aggregator: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    backend = AggregatorBackend(static.config, source)
+    backend = AggregatorBackend(config, source)
 
     async def targets(request: Request) -> JSONResponse:
         return JSONResponse(backend.targets())

@@ -31,6 +31,7 @@ __all__ = [
     "PrefixMode",
     "load_config",
     "parse_config",
+    "parse_target",
 ]
 
 PrefixMode = Literal["always", "conditional", "never"]
@@ -158,7 +159,7 @@ def parse_config(text: str, source: str, allow_launch: bool = False) -> Aggregat
         raise ConfigError(f"{source}: targets must be a list of `- name: ...` entries, got {_show(entries)}.")
     targets: dict[str, Target] = {}
     for number, entry in enumerate(entries, start=1):
-        target = _target(entry, f"{source}: target #{number}", allow_launch)
+        target = parse_target(entry, f"{source}: target #{number}", allow_launch)
         if target.name in targets:
             raise ConfigError(
                 f"{source}: target #{number}: the name {target.name!r} is already used by an earlier target. "
@@ -176,7 +177,8 @@ def parse_config(text: str, source: str, allow_launch: bool = False) -> Aggregat
     )
 
 
-def _target(entry: object, where: str, allow_launch: bool) -> Target:
+def parse_target(entry: object, where: str, allow_launch: bool = False) -> Target:
+    """One `targets:` entry as a Target; `where` names it in errors. Discovery sources build entries too."""
     name = entry.get("name") if isinstance(entry, dict) else None
     if isinstance(name, str):
         where = f"{where} ({name!r})"

@@ -142,6 +142,10 @@ class Registry:
 
     async def _keep(self, state: TargetState) -> None:
         """Connect, fetch the lists, refresh them on list_changed; on failure mark down and retry with backoff."""
+        if state.target.unavailable:
+            # Nothing to dial: down with the source's reason until the source publishes the target anew.
+            state.status, state.error = "down", state.target.unavailable
+            return
         delay = RETRY_INITIAL
         while True:
             try:

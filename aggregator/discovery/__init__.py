@@ -48,6 +48,8 @@ class Target:
     policy: TargetPolicy = TargetPolicy()
     launch: Mapping[str, Any] | None = None
     """Dev mode only: {"stdio": [command, args...]} or {"openapi": {"spec": ..., "base_url": ...}}."""
+    unavailable: str | None = None
+    """Why the target cannot be reached at all right now (no ready endpoint): it is down, and nothing is dialled."""
 
 
 Publish = Callable[[Mapping[str, Target]], None]
