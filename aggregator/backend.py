@@ -301,6 +301,10 @@ class AggregatorBackend:
             result["instructions"] = instructions
         return result_bytes(message["id"], result)
 
+    def adopt(self, session: Session) -> None:
+        """A session initialized by another replica (its id sealed its version and capabilities) is served here."""
+        self._sessions.add(session)
+
     def _instructions(self) -> str:
         parts = [self.config.instructions] if self.config.instructions else []
         for name, state in sorted(self.registry.states.items()):

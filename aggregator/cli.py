@@ -33,6 +33,7 @@ from aggregator.discovery.static import StaticSource
 from aggregator.exceptions import ConfigError
 from bridge import BridgeSettings, create_app
 from bridge import ConfigError as BridgeConfigError
+from bridge.sealing import KEY_ENV, SessionSealer, load_key
 
 __all__ = ["main"]
 
@@ -83,6 +84,10 @@ def _parser(mode: str) -> argparse.ArgumentParser:
                             help="label selector of the namespaces to watch, instead of --namespaces")  # fmt: skip
         parser.add_argument("--kubeconfig", type=Path, default=_env("kubeconfig", None, Path),
                             help="kubeconfig file; without it the in-cluster account, then ~/.kube/config")  # fmt: skip
+    if mode != "dev":
+        parser.add_argument("--session-key-file", type=Path, default=_env("session-key-file", None, Path),
+                            help="key sealing session ids, shared by every replica so any can serve any session "
+                                 f"(or set {KEY_ENV}); without one, sessions live in one process")  # fmt: skip
     parser.add_argument("--host", default=_env("host", "127.0.0.1"), help="address to listen on (images use 0.0.0.0)")
     parser.add_argument("--port", type=int, default=_env("port", 8080, int), help="port for MCP, health and metrics")
     parser.add_argument("--allowed-hosts", default=_env("allowed-hosts", ""),
@@ -117,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         source, config = _source(mode, args)
+        key = load_key(getattr(args, "session_key_file", None))
         hosts = tuple(host.strip() for host in args.allowed_hosts.split(",") if host.strip())
         settings = BridgeSettings(source=None, host=args.host, port=args.port, allowed_hosts=hosts,
                                   log_level=args.log_level)  # fmt: skip
@@ -128,7 +134,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     async def targets(request: Request) -> JSONResponse:
         return JSONResponse(backend.targets())
 
-    app = create_app(settings, backend=backend, routes=[Route("/targets", targets)], collectors=[backend.metrics])
+    app = create_app(
+        settings,
+        backend=backend,
+        routes=[Route("/targets", targets)],
+        collectors=[backend.metrics],
+        sealer=SessionSealer(key) if key is not None else None,
+        adopt=backend.adopt,
+    )
     print(f"Plexus aggregator: MCP endpoint http://{args.host}:{args.port}/mcp (targets: /targets)", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools", log_level=args.log_level,
                 access_log=False, timeout_graceful_shutdown=10)  # fmt: skip

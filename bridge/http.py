@@ -22,8 +22,9 @@ from bridge.backend import Backend
 from bridge.eras import load_sdk
 from bridge.legacy_sse import MESSAGES_PATH, SSEEndpoint
 from bridge.metrics import BridgeMetrics
+from bridge.sealing import SessionSealer
 from bridge.security import HostGuard
-from bridge.sessions import SessionRegistry
+from bridge.sessions import Session, SessionRegistry
 from bridge.settings import BridgeSettings, OpenAPISource
 from bridge.state import BridgeState
 from bridge.stdio.backend import StdioBackend
@@ -38,15 +39,20 @@ def create_app(
     backend: Backend | None = None,
     routes: Sequence[BaseRoute] = (),
     collectors: Sequence[Collector] = (),
+    sealer: SessionSealer | None = None,
+    adopt: Callable[[Session], None] | None = None,
 ) -> Starlette:
     """Build the HTTP front's ASGI app; `app.state.bridge` holds its shared state (used for draining).
 
     The backend comes from `settings.source` unless one is given (the aggregator brings its own, with `routes` such
-    as `/targets` and metric `collectors` of its own).
+    as `/targets` and metric `collectors` of its own). With a `sealer`, session ids carry their session and ids
+    sealed by another replica are handed to `adopt` (see `bridge.sealing`).
     """
     if backend is None:
         backend = _backend(settings, on_restart=lambda: metrics.restarts.inc())
-    sessions = SessionRegistry(settings.max_sessions, settings.session_idle_timeout, backend.close_session)
+    sessions = SessionRegistry(
+        settings.max_sessions, settings.session_idle_timeout, backend.close_session, sealer=sealer, adopt=adopt
+    )
     metrics = BridgeMetrics(lambda: len(sessions), lambda: backend.inflight)
     for collector in collectors:
         metrics.registry.register(collector)

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from bridge.exchange import Exchange
 from bridge.jsonrpc import RequestId
+from bridge.sealing import SessionSealer
 
 __all__ = ["ModernPeer", "Session", "SessionRegistry"]
 
@@ -99,12 +100,26 @@ class ModernPeer:
 
 
 class SessionRegistry:
-    """The live sessions, at most `limit`, each closed after `idle_timeout` seconds without traffic."""
+    """The live sessions, at most `limit`, each closed after `idle_timeout` seconds without traffic.
 
-    def __init__(self, limit: int, idle_timeout: float, on_close: Callable[[Session], Awaitable[None]]) -> None:
+    With a `sealer`, a streamable-HTTP session's id carries its protocol version and client capabilities, and an id
+    this process has not seen (another replica's, or its own before a restart) is opened and handed to `adopt`.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        idle_timeout: float,
+        on_close: Callable[[Session], Awaitable[None]],
+        *,
+        sealer: SessionSealer | None = None,
+        adopt: Callable[[Session], None] | None = None,
+    ) -> None:
         self.limit = limit
         self.idle_timeout = idle_timeout
         self._on_close = on_close
+        self._sealer = sealer
+        self._adopt = adopt
         self._sessions: dict[str, Session] = {}
 
     def __len__(self) -> int:
@@ -123,6 +138,33 @@ class SessionRegistry:
         session = self._sessions.get(session_id)
         if session is not None:
             session.touch()
+        return session
+
+    def seal(self, session: Session) -> None:
+        """Give an initialized session its sealed id (when sessions are sealed)."""
+        if self._sealer is None:
+            return
+        self._sessions.pop(session.id, None)
+        state = {"v": session.protocol_version, "c": session.capabilities}
+        session.id = self._sealer.seal(state)
+        self._sessions[session.id] = session
+
+    def get_or_adopt(self, session_id: str) -> Session | None:
+        """A live session, or one sealed elsewhere and taken over here; None when neither."""
+        session = self.get(session_id)
+        if session is not None or self._sealer is None or self._adopt is None or self.full():
+            return session
+        state = self._sealer.open(session_id)
+        if state is None:
+            return None
+        session = Session("streamable-http")
+        session.id = session_id
+        session.protocol_version = str(state.get("v", ""))
+        capabilities = state.get("c")
+        session.capabilities = capabilities if isinstance(capabilities, dict) else {}
+        self._sessions[session_id] = session
+        self._adopt(session)
+        logger.info("Session %s taken over from another replica (or from before a restart).", session_id[:8])
         return session
 
     async def close(self, session: Session) -> None:

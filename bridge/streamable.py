@@ -229,7 +229,7 @@ class StreamableHTTPEndpoint:
                 "Missing Mcp-Session-Id header: send initialize first and repeat the session id it returns.",
             )
             return
-        session = state.sessions.get(session_id.decode(errors="replace"))
+        session = state.sessions.get_or_adopt(session_id.decode(errors="replace"))
         if session is None:
             await _reject(
                 send,
@@ -277,6 +277,7 @@ class StreamableHTTPEndpoint:
             state.metrics.observe("initialize", "unavailable", time.perf_counter() - started)
             await send_json(send, 503, error_bytes(message["id"], CONNECTION_CLOSED, str(exc)))
             return
+        state.sessions.seal(session)
         state.metrics.observe("initialize", "ok", time.perf_counter() - started)
         await send_json(send, 200, reply, [(b"mcp-session-id", session.id.encode())])
 
@@ -416,7 +417,7 @@ class StreamableHTTPEndpoint:
 
     async def _session(self, send: Send, headers: dict[bytes, bytes]) -> Session | None:
         session_id = headers.get(b"mcp-session-id")
-        session = self.state.sessions.get(session_id.decode(errors="replace")) if session_id else None
+        session = self.state.sessions.get_or_adopt(session_id.decode(errors="replace")) if session_id else None
         if session is None:
             status = 400 if session_id is None else 404
             await _reject(send, status, INVALID_REQUEST, "Session not found: send initialize to start a session.")
