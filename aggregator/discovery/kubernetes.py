@@ -61,6 +61,8 @@ RETRY_MAX: Final = 30.0
 WATCH_TIMEOUT: Final = 300
 """Seconds the API server keeps one watch request open before it is renewed (from the last version seen)."""
 SERVICE_NAME_LABEL: Final = "kubernetes.io/service-name"
+MAX_REPORTED: Final = 1000
+"""Distinct problems remembered as already logged; past this the memory starts over."""
 
 Key = tuple[str, str]
 """(namespace, name) of an object."""
@@ -103,6 +105,7 @@ class KubernetesSource:
         self._slices = _Watched({})
         self._selected_namespaces = _Watched({})
         self._pinned: dict[str, str] = {}
+        self._reported: set[str] = set()
         self._published: dict[str, Target] | None = None
         self._publish: Publish | None = None
 
@@ -127,14 +130,19 @@ class KubernetesSource:
     async def _keep(
         self, client: AsyncClient, kind: type[Any], namespace: str | None, selector: str | None, into: _Watched
     ) -> None:
-        """List, then watch from the list's version; list again after 410 Gone, back off after other failures."""
+        """List, then watch from the list's version. A dropped watch resumes from the last version seen (events
+        and bookmarks move it on); only 410 Gone (that version is compacted away) lists again.
+        """
         delay = RETRY_FIRST
         what = f"{kind.__name__}s" + (f" in {namespace}" if namespace not in (None, ALL_NS) else "")
+        version: str | None = None
         while True:
             try:
-                version = await self._list(client, kind, namespace, selector, into)
-                delay = RETRY_FIRST
+                if version is None:
+                    version = await self._list(client, kind, namespace, selector, into)
                 async for event, obj in self._watch(client, kind, namespace, selector, version):
+                    version = obj.metadata.resourceVersion or version
+                    delay = RETRY_FIRST
                     if event == "BOOKMARK":
                         continue
                     key = (obj.metadata.namespace or "", obj.metadata.name)
@@ -143,9 +151,11 @@ class KubernetesSource:
                     else:
                         into.objects[key] = obj
                     self._changed()
+                continue  # the server ended the watch (its timeout): renew it from the version reached
             except ApiError as exc:
                 if exc.status.code == 410:
                     logger.info("The watch of %s expired (410 Gone); listing again.", what)
+                    version = None
                     continue
                 logger.warning("Kubernetes API error on %s: %s; retrying in %.1f s.", what, exc.status.message, delay)
             except (httpx2.HTTPError, OSError) as exc:
@@ -195,11 +205,9 @@ class KubernetesSource:
                 continue
             for target in self._service_targets(service, ready.get((namespace, name), {})):
                 if target.name in targets or target.name in self._static:
-                    logger.warning(
-                        "Service %s/%s: the target name %r is taken; set the plexus.dev/name annotation.",
-                        namespace,
-                        name,
-                        target.name,
+                    self._report(
+                        f"Service {namespace}/{name}: the target name {target.name!r} is taken; "
+                        "set the plexus.dev/name annotation."
                     )
                     continue
                 targets[target.name] = target
@@ -233,13 +241,21 @@ class KubernetesSource:
             try:
                 target = parse_target(entry, f"{where} port {port.name or port.port}")
             except ConfigError as exc:
-                logger.error("%s Fix the Service's plexus.dev/ annotations; it is not served until then.", exc)
+                self._report(f"{exc} Fix the Service's plexus.dev/ annotations; it is not served until then.")
                 continue
             if pinned is None:
                 reason = f"{where} has no ready endpoint for port {port.name or port.port}"
                 target = Target(target.name, target.url, target.transport, target.policy, unavailable=reason)
             targets.append(target)
         return targets
+
+    def _report(self, problem: str) -> None:
+        """Log a problem of the cluster's objects once, not at every event that recomputes the targets."""
+        if problem not in self._reported:
+            if len(self._reported) >= MAX_REPORTED:
+                self._reported.clear()
+            self._reported.add(problem)
+            logger.error("%s", problem)
 
     def _ready_endpoints(self) -> dict[Key, dict[str, list[tuple[str, int]]]]:
         """Ready (address, port) pairs of each Service, by port name."""
