@@ -160,6 +160,9 @@ class KubernetesSource:
                 logger.warning("Kubernetes API error on %s: %s; retrying in %.1f s.", what, exc.status.message, delay)
             except (httpx2.HTTPError, OSError) as exc:
                 logger.warning("Cannot reach the Kubernetes API for %s: %s; retrying in %.1f s.", what, exc, delay)
+            except Exception as exc:  # an object lightkube cannot decode, say: never end the watch over it
+                logger.error("Watching %s failed: %r; listing again in %.1f s.", what, exc, delay)
+                version = None
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
 
