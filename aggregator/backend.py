@@ -13,6 +13,7 @@ session. Requests from a target (sampling, elicitation, roots) go to the client 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import logging
 import time
@@ -64,6 +65,9 @@ CAPABILITIES: Final = {
 
 MAX_BACKGROUND: Final = 256
 """Upstream set-up requests (log level, subscriptions) in flight at once; beyond that they are dropped, logged."""
+
+_ITEM_KEYS: Final = {"tools": "name", "prompts": "name", "resources": "uri", "resourceTemplates": "uriTemplate"}
+"""What identifies an item of each list: a cursor remembers the last one it returned."""
 
 _LIST_KEYS: Final = {
     "tools/list": "tools",
@@ -347,14 +351,16 @@ class AggregatorBackend:
         self.metrics.cache_hit(key)
         start = 0
         if cursor is not None:
-            if not (isinstance(cursor, str) and cursor.isdigit() and int(cursor) <= len(items)):
+            found = _resume(items, _ITEM_KEYS[key], cursor)
+            if found is None:
                 return error_bytes(
                     exchange.client_id, INVALID_PARAMS, f"Unknown cursor {cursor!r}; list from the start."
                 )
-            start = int(cursor)
-        result: dict[str, Any] = {key: items[start : start + self.page_size]}
+            start = found
+        page = items[start : start + self.page_size]
+        result: dict[str, Any] = {key: page}
         if start + self.page_size < len(items):
-            result["nextCursor"] = str(start + self.page_size)
+            result["nextCursor"] = _cursor(start + self.page_size, page[-1][_ITEM_KEYS[key]])
         meta: dict[str, Any] = {}
         missing = self.missing()
         if missing:
@@ -549,3 +555,23 @@ def _log_for(target: str, message: Message, level: str | None) -> Message | None
             return None
     params["logger"] = f"{target}/{params.get('logger', '')}".rstrip("/")
     return {"jsonrpc": "2.0", "method": "notifications/message", "params": params}
+
+
+def _cursor(offset: int, last: str) -> str:
+    """A cursor: where the next page starts, and the last item returned, so a list that changed in between
+    resumes after that item instead of skipping or repeating what moved."""
+    return base64.urlsafe_b64encode(orjson.dumps([offset, last])).decode()
+
+
+def _resume(items: list[dict[str, Any]], field: str, cursor: Any) -> int | None:
+    """The index a cursor resumes at in `items` (as they are now), or None for a cursor not made by `_cursor`."""
+    try:
+        offset, last = orjson.loads(base64.urlsafe_b64decode(str(cursor).encode()))
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(offset, int) or not isinstance(last, str) or offset < 1:
+        return None
+    if offset <= len(items) and items[offset - 1].get(field) == last:
+        return offset
+    index = next((i for i, item in enumerate(items) if item.get(field) == last), None)
+    return index + 1 if index is not None else min(offset, len(items))

@@ -14,9 +14,9 @@ import httpx2
 import pytest
 from mcp.client import Client
 
-from tests.aggregator.conftest import run_aggregator, wait_for, write_config
+from tests.aggregator.conftest import run_aggregator, targets, wait_for, write_config
 from tests.bridge.wire import WireSession
-from tests.conftest import ECHO_SERVER, ROOT, free_port, node_bin, run_bridge
+from tests.conftest import ECHO_SERVER, ROOT, free_port, node_bin, run_bridge, run_server, wait_http
 
 pytestmark = pytest.mark.anyio
 
@@ -46,6 +46,41 @@ async def test_one_endpoint_lists_and_calls_every_target(mode: str, tmp_path: Pa
                     assert resources and str(resources[0].uri).startswith("plexus://everything/")
                     read = await client.read_resource(resources[0].uri)
                     assert str(read.contents[0].uri) == str(resources[0].uri)
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_filesystem_time_and_a_rest_api_through_one_endpoint(mode: str, tmp_path: Path) -> None:
+    """server-filesystem (npm), mcp-server-time (PyPI) and a REST API behind the OpenAPI bridge, each behind its
+    bridge: clients of both eras list them all and call each.
+    """
+    (tmp_path / "note.txt").write_text("plexus was here\n")
+    store = [sys.executable, str(ROOT / "examples" / "store_api.py")]
+    time_server = str(Path(sys.executable).parent / "mcp-server-time")
+    with (
+        run_server(lambda port: [*store, str(port)], wait=False) as api,
+        run_bridge("--", node_bin("mcp-server-filesystem"), str(tmp_path)) as files,
+        run_bridge("--", time_server, "--local-timezone", "UTC") as clock,
+    ):
+        wait_http(api.url + "/openapi.json")
+        spec = ["--spec", api.url + "/openapi.json", "--base-url", api.url]
+        with run_bridge(*spec, mode="openapi") as rest:
+            config = tmp_path / "aggregator.yaml"
+            write_config(config, {"files": files.mcp, "time": clock.mcp, "store": rest.mcp})
+            with run_aggregator("--config", str(config)) as aggregator:
+                wait_for(aggregator, files="up", time="up", store="up")
+                with anyio.fail_after(30):
+                    async with Client(aggregator.mcp, mode=mode) as client:
+                        names = {tool.name for tool in (await client.list_tools()).tools}
+                        assert {"files_read_text_file", "time_convert_time", "store_getItem"} <= names
+                        read = await client.call_tool("files_read_text_file", {"path": str(tmp_path / "note.txt")})
+                        assert "plexus was here" in read.content[0].text  # type: ignore[union-attr]
+                        converted = await client.call_tool(
+                            "time_convert_time",
+                            {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"},
+                        )
+                        assert "21:00" in converted.content[0].text  # type: ignore[union-attr]
+                        item = await client.call_tool("store_getItem", {"item_id": 1})
+                        assert item.structured_content is not None and item.structured_content["id"] == 1
 
 
 async def test_a_dead_target_is_reported_and_never_blocks_the_others(tmp_path: Path) -> None:
@@ -171,3 +206,44 @@ async def test_conditional_prefixes_drop_the_prefix_for_a_single_target(tmp_path
             async with Client(aggregator.mcp, mode="legacy") as client:
                 names = {tool.name for tool in (await client.list_tools()).tools}
                 assert names == {"echo", "pid", "announce"}
+
+
+async def test_lists_page_through_every_target_and_survive_a_change_between_pages(tmp_path: Path) -> None:
+    """220 tools of 11 targets come in pages of 200; a target removed between two pages shifts nothing out of
+    reach: the second page resumes after the last tool the first one returned.
+    """
+    many = [sys.executable, str(ROOT / "bench" / "many_targets.py")]
+    with run_server(lambda port: [*many, str(port)], wait=False) as upstream:
+        wait_http(upstream.url + "/")
+        config = tmp_path / "aggregator.yaml"
+        entries = {f"t{index:02d}": f"{upstream.url}/t{index}/mcp" for index in range(11)}
+        write_config(config, entries)
+        with run_aggregator("--config", str(config)) as aggregator:
+            wait_for(aggregator, **dict.fromkeys(entries, "up"))
+            async with httpx2.AsyncClient(timeout=10) as http:
+                session = WireSession(http, aggregator.mcp)
+                await session.initialize()
+
+                async def page(request_id: int, cursor: str | None) -> dict[str, Any]:
+                    params = {"cursor": cursor} if cursor else {}
+                    message = {"jsonrpc": "2.0", "id": request_id, "method": "tools/list", "params": params}
+                    result: dict[str, Any] = (await session.post(message)).json()["result"]
+                    return result
+
+                first = await page(1, None)
+                assert len(first["tools"]) == 200 and first["nextCursor"]
+                del entries["t00"]
+                write_config(config, entries)
+                wait_for(aggregator, t01="up")
+                with anyio.fail_after(20):
+                    while "t00" in targets(aggregator):
+                        await anyio.sleep(0.05)
+                second = await page(2, first["nextCursor"])
+                assert "nextCursor" not in second
+                current = await page(3, None)
+                now = {tool["name"] for tool in current["tools"]}
+                assert "nextCursor" not in current
+                seen = {tool["name"] for tool in first["tools"] + second["tools"]}
+                assert len(now) == 200 and now <= seen
+                bad = await session.post({"jsonrpc": "2.0", "id": 4, "method": "tools/list", "params": {"cursor": "x"}})
+                assert "Unknown cursor" in bad.json()["error"]["message"]
