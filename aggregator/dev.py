@@ -17,11 +17,10 @@ import sys
 from collections.abc import Mapping
 from typing import Any, Final
 
-import aiohttp
-
 from aggregator.config import AggregatorConfig
 from aggregator.discovery import Publish, Target
 from aggregator.discovery.static import StaticSource
+from bridge.http1 import ConnectionPool, HTTPError
 
 __all__ = ["LaunchingSource"]
 
@@ -116,16 +115,20 @@ class LaunchingSource:
         return _Bridge(launch, process, url + "/mcp")
 
     async def _ready(self, url: str, process: asyncio.subprocess.Process) -> bool:
-        async with aiohttp.ClientSession() as http:
+        pool = ConnectionPool(url)
+        try:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(BRIDGE_READY_TIMEOUT):
                     while process.returncode is None:
-                        with contextlib.suppress(aiohttp.ClientError):
-                            async with http.get(url + "/readyz") as response:
-                                if response.status == 200:
-                                    return True
+                        with contextlib.suppress(HTTPError):
+                            response = await pool.request("GET", "/readyz", b"")
+                            response.release()
+                            if response.status == 200:
+                                return True
                         await asyncio.sleep(READY_POLL)
-        return False
+            return False
+        finally:
+            pool.close()
 
     async def _stop(self, name: str) -> None:
         bridge = self._bridges.pop(name)

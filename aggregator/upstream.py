@@ -1,7 +1,7 @@
 """The aggregator's client to one upstream MCP server over HTTP, at the message level.
 
 Messages stay JSON-RPC dicts decoded with orjson: the aggregator only routes them, and the SDK's typed client spends
-milliseconds per call building models that would be turned straight back into JSON. `aggregator.http1` carries the
+milliseconds per call building models that would be turned straight back into JSON. `bridge.http1` carries the
 HTTP, at a fraction of the CPU per request of the general clients measured here; its errors become `UpstreamError`s
 only here.
 
@@ -28,7 +28,7 @@ import orjson
 
 from aggregator._sse import SSEError, SSEEvent, SSEParser, read_events
 from aggregator.exceptions import UpstreamError, UpstreamProtocolError, UpstreamRequestError, UpstreamUnavailable
-from aggregator.http1 import ConnectionPool, HTTPError, Response
+from bridge.http1 import ConnectionPool, HTTPError, Response, header_block, request_target
 
 __all__ = ["PROTOCOL_VERSION", "Upstream"]
 
@@ -117,7 +117,7 @@ class Upstream:
         self._session_id: str | None = None
         self._new_session_id: str | None = None
         self._protocol_version: str | None = None
-        self._post_target = _target(url)
+        self._post_target = request_target(url)
         self._init_headers = self._build_headers(None, None)
         self._headers = self._init_headers
         self._generation = 0
@@ -221,9 +221,9 @@ class Upstream:
         await asyncio.gather(*tasks, return_exceptions=True)
         _fail(self._pending, self._unavailable("the connection was closed"))
         if self.transport == "streamable-http" and self._session_id is not None:
-            with contextlib.suppress(HTTPError, TimeoutError):
+            with contextlib.suppress(UpstreamError, TimeoutError):
                 async with asyncio.timeout(CLOSE_TIMEOUT):
-                    (await self._http.request("DELETE", _target(self.url), _block(self._headers))).release()
+                    (await self._send("DELETE", request_target(self.url), self._headers)).release()
         self._http.close()
 
     # The handshake and re-initialization.
@@ -330,7 +330,7 @@ class Upstream:
 
     async def _send(self, method: str, target: str, headers: Headers, body: bytes = b"") -> Response:
         try:
-            return await self._http.request(method, target, _block(headers), body)
+            return await self._http.request(method, target, header_block(headers), body)
         except HTTPError as exc:
             raise self._unavailable(str(exc)) from exc
         except ValueError as exc:  # a forwarded header that cannot be sent as it is
@@ -411,7 +411,7 @@ class Upstream:
             if isinstance(exc, SSEError):
                 raise self._protocol_error(str(exc)) from exc
             raise
-        self._post_target = _target(post_url)
+        self._post_target = request_target(post_url)
         self._pending = {}
         self._stream_task = asyncio.create_task(
             self._read_legacy(response, events, self._pending), name=f"upstream-{self.name}"
@@ -582,7 +582,7 @@ class Upstream:
         """GET the URL for an event stream, the connection and the response's head within the connect timeout."""
         try:
             async with asyncio.timeout(STREAM_CONNECT_TIMEOUT):
-                return await self._send("GET", _target(self.url), headers)
+                return await self._send("GET", request_target(self.url), headers)
         except TimeoutError as exc:
             raise self._unavailable(f"no answer to the stream request within {STREAM_CONNECT_TIMEOUT:g} s") from exc
 
@@ -665,16 +665,3 @@ def _error(request_id: Any, code: int, message: str) -> Message:
 def _snippet(data: bytes) -> str:
     text = data[: ERROR_SNIPPET * 4].decode(errors="replace")
     return text if len(text) <= ERROR_SNIPPET else text[:ERROR_SNIPPET] + "..."
-
-
-def _target(url: str) -> str:
-    """The request target (path and query) of `url`."""
-    parts = urlsplit(url)
-    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-
-
-def _block(headers: Headers) -> bytes:
-    """Headers as the lines of a request head; a name or value with a line break is refused rather than sent."""
-    if any("\r" in item or "\n" in item for pair in headers.items() for item in pair):
-        raise ValueError("a header name or value contains a line break")
-    return "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode("latin-1")

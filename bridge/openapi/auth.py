@@ -27,11 +27,12 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin
 
-import aiohttp
+import orjson
 
 from bridge.exceptions import ConfigError
+from bridge.http1 import Client
 
 __all__ = ["Credentials", "RequestParts"]
 
@@ -41,6 +42,8 @@ TOKEN_EXPIRY_MARGIN: Final = 30.0
 """Seconds before an OAuth2 token's expiry at which it is fetched again, so no request carries a stale one."""
 
 DEFAULT_TOKEN_LIFETIME: Final = 300.0
+MAX_TOKEN_RESPONSE: Final = 64 * 1024
+"""Bytes of a token endpoint's answer read; a token response is a few hundred."""
 """Seconds a token without `expires_in` is reused."""
 
 
@@ -122,9 +125,7 @@ class Credentials:
         names = sorted({name for alternative in requirements for name in alternative})
         return ", ".join(_variable(name) + "[_FILE]" for name in names)
 
-    async def apply(
-        self, requirement: Mapping[str, list[str]], parts: RequestParts, session: aiohttp.ClientSession
-    ) -> None:
+    async def apply(self, requirement: Mapping[str, list[str]], parts: RequestParts, client: Client) -> None:
         for name, scopes in requirement.items():
             scheme = self._schemes[name]
             value = self._values[name]
@@ -141,7 +142,7 @@ class Credentials:
                 prefix = "Basic" if str(scheme.get("scheme")).lower() == "basic" else "Bearer"
                 parts.headers["Authorization"] = f"{prefix} {value}"
             elif kind == "oauth2":
-                token = await self._token(name, scopes, session)
+                token = await self._token(name, scopes, client)
                 parts.headers["Authorization"] = f"Bearer {token}"
 
     def invalidate(self, requirement: Mapping[str, list[str]]) -> None:
@@ -149,7 +150,7 @@ class Credentials:
         for name in requirement:
             self._tokens.pop(name, None)
 
-    async def _token(self, name: str, scopes: list[str], session: aiohttp.ClientSession) -> str:
+    async def _token(self, name: str, scopes: list[str], client: Client) -> str:
         async with self._token_locks[name]:
             token = self._tokens.get(name)
             if token is not None and token.expires > time.monotonic():
@@ -158,15 +159,26 @@ class Credentials:
             form = {"grant_type": "client_credentials"}
             if scopes:
                 form["scope"] = " ".join(scopes)
-            async with session.post(
-                token_url, data=form, auth=aiohttp.BasicAuth(client_id, secret), headers={"Accept": "application/json"}
-            ) as response:
-                if response.status != 200:
-                    raise PermissionError(
-                        f"The OAuth2 token endpoint of {name!r} answered HTTP {response.status}; check "
-                        f"{_variable(name, '_CLIENT_ID')} and {_variable(name, '_CLIENT_SECRET')}."
-                    )
-                body = await response.json(content_type=None)
+            basic = base64.b64encode(f"{client_id}:{secret}".encode("latin-1")).decode()
+            headers = {
+                "Accept": "application/json",
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Authorization": f"Basic {basic}",
+            }
+            response = await client.request("POST", token_url, headers, urlencode(form).encode())
+            try:
+                raw = await response.read(MAX_TOKEN_RESPONSE)
+            finally:
+                response.release()
+            if response.status != 200:
+                raise PermissionError(
+                    f"The OAuth2 token endpoint of {name!r} answered HTTP {response.status}; check "
+                    f"{_variable(name, '_CLIENT_ID')} and {_variable(name, '_CLIENT_SECRET')}."
+                )
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise PermissionError(f"The OAuth2 token endpoint of {name!r} answered no JSON token.") from exc
             lifetime = float(body.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
             value = str(body["access_token"])
             self._tokens[name] = _Token(value, time.monotonic() + max(0.0, lifetime - TOKEN_EXPIRY_MARGIN))

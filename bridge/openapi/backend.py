@@ -1,8 +1,8 @@
 """Serves a REST API as MCP tools: `tools/list` from pages built once, `tools/call` as one HTTP request each.
 
-There is no process to supervise and no server-side session: every client session shares the same tools, one
-pooled aiohttp session, and the same credentials. Tool calls run as tasks so that a client's cancellation, a
-closed session or the request timeout stops the HTTP request too.
+There is no process to supervise and no server-side session: every client session shares the same tools, one HTTP
+client (`bridge.http1`, keep-alive connections per origin), and the same credentials. Tool calls run as tasks so
+that a client's cancellation, a closed session or the request timeout stops the HTTP request too.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-import aiohttp
 import orjson
 
 from bridge.calls import CallTasks
 from bridge.eras import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION, discover_result, modern_result
 from bridge.exceptions import ServerUnavailable
 from bridge.exchange import Exchange, Peer
+from bridge.http1 import Client
 from bridge.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, Message, error_bytes, result_bytes
 from bridge.openapi.auth import Credentials
 from bridge.openapi.invoke import Invoker
@@ -35,9 +35,6 @@ logger = logging.getLogger(__name__)
 
 INSTRUCTIONS_LIMIT: Final = 4000
 """Characters of the spec's description offered as the server's instructions."""
-
-CONNECTIONS_PER_HOST: Final = 100
-"""Pooled connections to the REST API; more concurrent calls wait for one."""
 
 VALIDATION_NICENESS: Final = 10
 """Scheduling priority of the background validation of a large spec: below the bridge's own."""
@@ -77,7 +74,7 @@ class OpenAPIBackend:
         schemes = (spec.document.get("components") or {}).get("securitySchemes") or {}
         self._credentials = Credentials(schemes, environ, base_url)
         self._invoker: Invoker | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._client: Client | None = None
         self._calls = CallTasks()
         self._spec_source = spec.source
         self._validate_later = spec.size > SYNC_VALIDATION_LIMIT
@@ -92,15 +89,14 @@ class OpenAPIBackend:
         return len(self._calls)
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=CONNECTIONS_PER_HOST)
         # No cookie jar: cookies come from the spec's parameters and credentials, never from earlier responses.
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
+        self._client = Client()
         self._invoker = Invoker(
-            self._base_url, self._session, self._credentials, max_response_bytes=self._max_response_bytes
+            self._base_url,
+            self._client,
+            self._credentials,
+            max_response_bytes=self._max_response_bytes,
+            timeout=self._timeout,
         )
         if self._validate_later:
             self._validation = asyncio.create_task(self._validate(), name="spec-validation")
@@ -128,8 +124,8 @@ class OpenAPIBackend:
             await asyncio.gather(self._validation, return_exceptions=True)
         await self._calls.stop()
         self._invoker = None
-        if self._session is not None:
-            await self._session.close()
+        if self._client is not None:
+            self._client.close()
 
     async def initialize(self, session: Session, message: Message, timeout: float) -> bytes:
         params = message.get("params") or {}

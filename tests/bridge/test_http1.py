@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import anyio
 import pytest
 
-from aggregator.http1 import HIGH_WATER, ConnectionPool, HTTPError
+from bridge.http1 import HIGH_WATER, ConnectionPool, HTTPError
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.anyio

@@ -1,10 +1,11 @@
-"""The aggregator's HTTP/1.1 client for requests to targets: keep-alive connections on asyncio, parsed by httptools.
+"""The HTTP/1.1 client of the hot paths (aggregator to targets, OpenAPI bridge to its REST API): keep-alive
+connections on asyncio, replies parsed by httptools.
 
-Every tool call crosses this client once, so its cost per request bounds the aggregator's throughput. Measured on
-the 2-core benchmark machine at 16 concurrent requests (`bench/aggregator_bench.py`, see docs/aggregator.md),
-aiohttp 3.14 spends about 130 µs of CPU per request and this client about 35 µs: the difference is a third of
-what a whole hop costs. What it leaves out is what MCP upstreams do not need: redirects, proxies, cookies, request
-compression. httptools (the parser uvicorn runs on, pinned with it) parses replies, chunked bodies included.
+Every tool call crosses this client once, so its cost per request bounds the throughput of both. Measured on the
+2-core benchmark machine at 16 concurrent requests (see docs/aggregator.md), aiohttp 3.14 spends about 130 µs of CPU
+per request and this client about 35 µs: a third of what a whole aggregator hop costs. It leaves out what these
+upstreams do not need: proxies, a cookie jar, compression; `Client` follows redirects of GET requests.
+httptools (the parser uvicorn runs on, pinned with it) parses replies, chunked bodies included.
 
 A response body is handed over chunk by chunk as it arrives (a reply may be an event stream), bounded: past
 `HIGH_WATER` unread bytes the connection stops reading until the reader catches up. A connection goes back to the
@@ -21,18 +22,23 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Final, cast
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httptools
 
-__all__ = ["ConnectionPool", "HTTPError", "Response"]
+__all__ = ["Client", "ConnectionPool", "HTTPError", "Response", "header_block", "request_target"]
 
 HIGH_WATER: Final = 256 * 1024
 """Unread response bytes buffered per connection before it stops reading from the socket."""
 MAX_IDLE: Final = 64
-"""Idle keep-alive connections kept per target; more are closed when they come back."""
+"""Idle keep-alive connections kept per origin; more are closed when they come back."""
+MAX_CONNECTIONS: Final = 100
+"""Requests in progress per origin (each holds a connection until its response is released); more wait."""
 IDLE_FOR: Final = 4.0
 """Seconds an idle connection is trusted: servers close theirs after about 5 s (uvicorn's default)."""
+MAX_REDIRECTS: Final = 10
+MAX_ORIGINS: Final = 32
+"""Origins a `Client` keeps connections to (a REST API, its OAuth token endpoint, where redirects lead)."""
 
 
 class HTTPError(ConnectionError):
@@ -46,6 +52,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.headers: dict[str, str] = {}
+        self.reason = ""
         self.head: asyncio.Future[None] | None = None
         self.chunks: collections.deque[bytes] = collections.deque()
         self.buffered = 0
@@ -60,7 +67,7 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
 
     def start(self) -> asyncio.Future[None]:
-        self.headers, self.chunks, self.buffered = {}, collections.deque(), 0
+        self.headers, self.reason, self.chunks, self.buffered = {}, "", collections.deque(), 0
         self.complete = self.received = self.keep_alive = False
         self.head = asyncio.get_running_loop().create_future()
         return self.head
@@ -88,6 +95,9 @@ class _Connection(asyncio.Protocol):
             self._fail(HTTPError(f"the server closed the connection before answering{detail}"))
 
     # httptools callbacks
+
+    def on_status(self, status: bytes) -> None:
+        self.reason = status.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
@@ -151,6 +161,7 @@ class Response:
         self._pool = pool
         self._connection: _Connection | None = connection
         self.status: int = connection.parser.get_status_code()
+        self.reason = connection.reason
         self.headers: Mapping[str, str] = connection.headers
         """Lower-case names."""
 
@@ -195,6 +206,7 @@ class ConnectionPool:
         self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
         self.host_header = parts.netloc.rpartition("@")[2].encode("idna")
         self._idle: list[_Connection] = []
+        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
         self._closed = False
 
     async def request(self, method: str, target: str, headers: bytes, body: bytes = b"") -> Response:
@@ -211,14 +223,19 @@ class ConnectionPool:
             len(body),
             headers,
         )
-        connection, reused = await self._connection()
+        await self._slots.acquire()
         try:
+            connection, reused = await self._connection()
+            try:
+                return await self._send(connection, head + body)
+            except HTTPError:
+                if not reused or connection.received:
+                    raise
+            connection, _ = await self._connection(fresh=True)
             return await self._send(connection, head + body)
-        except HTTPError:
-            if not reused or connection.received:
-                raise
-        connection, _ = await self._connection(fresh=True)
-        return await self._send(connection, head + body)
+        except BaseException:
+            self._slots.release()
+            raise
 
     async def _send(self, connection: _Connection, data: bytes) -> Response:
         head = connection.start()
@@ -252,6 +269,8 @@ class ConnectionPool:
         return connection, False
 
     def give_back(self, connection: _Connection) -> None:
+        """Take a released response's connection back (kept alive or closed) and free its slot."""
+        self._slots.release()
         reusable = connection.complete and connection.keep_alive and connection.usable
         if reusable and not self._closed and len(self._idle) < MAX_IDLE:
             connection.idle_since = time.monotonic()
@@ -265,6 +284,57 @@ class ConnectionPool:
             if connection.transport is not None:
                 connection.transport.close()
         self._idle.clear()
+
+
+class Client:
+    """Requests to any http(s) URL, over one `ConnectionPool` per origin; GET redirects followed."""
+
+    def __init__(self) -> None:
+        self._pools: dict[str, ConnectionPool] = {}
+
+    async def request(self, method: str, url: str, headers: Mapping[str, str], body: bytes = b"") -> Response:
+        """Send a request (`headers` without Host and Content-Length) and return the response's head."""
+        for _ in range(MAX_REDIRECTS):
+            response = await self._pool(url).request(method, request_target(url), header_block(headers), body)
+            location = response.headers.get("location")
+            if method != "GET" or response.status not in (301, 302, 303, 307, 308) or not location:
+                return response
+            await response.read(HIGH_WATER)
+            response.release()
+            target = urljoin(url, location)
+            if urlsplit(target)[:2] != urlsplit(url)[:2]:
+                # Credentials are for the API's own origin: never carried to another one.
+                headers = {k: v for k, v in headers.items() if k.lower() not in ("authorization", "cookie")}
+            url = target
+        raise HTTPError(f"more than {MAX_REDIRECTS} redirects, the last to {url}")
+
+    def _pool(self, url: str) -> ConnectionPool:
+        scheme, netloc = urlsplit(url)[:2]
+        origin = f"{scheme}://{netloc}"
+        pool = self._pools.get(origin)
+        if pool is None:
+            if len(self._pools) >= MAX_ORIGINS:
+                self._pools.pop(next(iter(self._pools))).close()
+            pool = self._pools[origin] = ConnectionPool(url)
+        return pool
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+
+
+def request_target(url: str) -> str:
+    """The request target (path and query) of `url`."""
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def header_block(headers: Mapping[str, str]) -> bytes:
+    """Headers as the lines of a request head; a name or value with a line break is refused rather than sent."""
+    if any("\r" in item or "\n" in item for pair in headers.items() for item in pair):
+        raise ValueError("a header name or value contains a line break")
+    return "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode("latin-1")
 
 
 def _describe(exc: OSError) -> str:
