@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import anyio
 import pytest
 
-from bridge.http1 import HIGH_WATER, ConnectionPool, HTTPError
+from bridge.http1 import HIGH_WATER, Client, ConnectionPool, HTTPError
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.anyio
@@ -186,3 +186,32 @@ async def test_nothing_listening_is_named_as_connection_refused() -> None:
 def test_only_http_urls_make_a_pool() -> None:
     with pytest.raises(ValueError, match="not an http"):
         ConnectionPool("ftp://127.0.0.1/mcp")
+
+
+async def test_the_client_follows_get_redirects_and_keeps_credentials_on_their_origin() -> None:
+    """A GET is followed to where a 302 points; a POST is not; Authorization never goes to another origin."""
+    seen: list[bytes] = []
+
+    async def elsewhere(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        seen.append(head)
+        writer.write(reply(b"arrived"))
+        await writer.drain()
+
+    async with serving(elsewhere) as (other_url, _):
+
+        async def redirecting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while (await read_request(reader)) is not None:
+                writer.write(b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % other_url.encode())
+
+        async with serving(redirecting) as (url, _):
+            client = Client()
+            with anyio.fail_after(10):
+                response = await client.request("GET", url, {"Authorization": "Bearer secret"})
+                assert (response.status, await response.read(100)) == (200, b"arrived")
+                response.release()
+                posted = await client.request("POST", url, {}, b"{}")
+                assert posted.status == 302
+                posted.release()
+            client.close()
+    assert len(seen) == 1 and b"authorization" not in seen[0].lower()
