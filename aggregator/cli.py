@@ -59,7 +59,8 @@ def _parser(mode: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"plexus-aggregator {mode}".strip(),
         description=_DESCRIPTIONS[mode],
-        epilog="Every flag also reads PLEXUS_<FLAG> from the environment. /targets shows each target's status.",
+        epilog="Every flag also reads PLEXUS_<FLAG> from the environment. /targets shows each target's status."
+        + ("" if mode else " Other modes: 'plexus-aggregator dev FILE' and 'plexus-aggregator kubernetes' (--help)."),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     if mode == "dev":
