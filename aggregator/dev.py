@@ -3,15 +3,17 @@
 Config entries with `stdio:` or `openapi:` instead of `url:` get a `plexus-bridge` subprocess each, on a free
 loopback port, exactly as a bridge would run beside the server in a pod; the aggregator then reaches them over
 HTTP like any other target. The bridges live as long as their entries: an edit that removes or changes one stops
-it, and stopping the aggregator stops them all.
+it, and stopping the aggregator stops them all; if it is killed outright, Linux tells each bridge to stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import dataclasses
 import logging
+import signal
 import socket
 import sys
 from collections.abc import Mapping
@@ -32,6 +34,8 @@ BRIDGE_READY_TIMEOUT: Final = 60.0
 READY_POLL: Final = 0.1
 """Seconds between readiness checks of a launched bridge."""
 
+PR_SET_PDEATHSIG: Final = 1
+"""prctl(2) option: the signal a process gets when its parent dies (Linux)."""
 STOP_GRACE: Final = 10.0
 """Seconds a launched bridge has to drain and exit after SIGTERM before it is killed."""
 
@@ -102,7 +106,7 @@ class LaunchingSource:
             argv += ["openapi", "--port", str(port), "--spec", str(spec["spec"])]
             if spec.get("base_url"):
                 argv += ["--base-url", str(spec["base_url"])]
-        process = await asyncio.create_subprocess_exec(*argv)
+        process = await asyncio.create_subprocess_exec(*argv, preexec_fn=_stop_with_parent)
         url = f"http://127.0.0.1:{port}"
         logger.info("Started a bridge for %r on %s (pid %d)", name, url, process.pid)
         if not await self._ready(url, process):
@@ -140,3 +144,10 @@ class LaunchingSource:
                 bridge.process.kill()
                 await bridge.process.wait()
         logger.info("Stopped the bridge for %r", name)
+
+
+def _stop_with_parent() -> None:
+    """Run in each bridge before it starts: Linux sends it SIGTERM when the aggregator dies, even of SIGKILL, so
+    no bridge (and no server behind it) outlives a dev session. Elsewhere this does nothing."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

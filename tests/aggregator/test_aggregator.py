@@ -175,6 +175,33 @@ def test_dev_mode_starts_a_bridge_per_entry_and_stops_them(tmp_path: Path) -> No
             os.kill(pid, 0)
 
 
+def test_dev_mode_bridges_do_not_outlive_a_killed_aggregator(tmp_path: Path) -> None:
+    """SIGKILL gives the aggregator no chance to stop its bridges: they stop by themselves (and their servers)."""
+    config = tmp_path / "dev.yaml"
+    config.write_text(f"targets:\n  - name: echo\n    stdio: [{sys.executable}, {ECHO_SERVER[1]}]\n")
+    with run_aggregator("dev", str(config)) as aggregator:
+        wait_for(aggregator, echo="up")
+        bridges = subprocess.run(["pgrep", "-P", str(aggregator.process.pid)], capture_output=True, text=True)
+        (bridge,) = (int(pid) for pid in bridges.stdout.split())
+        servers = subprocess.run(["pgrep", "-P", str(bridge)], capture_output=True, text=True)
+        (server,) = (int(pid) for pid in servers.stdout.split())
+        aggregator.process.kill()
+        aggregator.process.wait()
+        deadline = time.monotonic() + 20
+        while any(_alive(pid) for pid in (bridge, server)):
+            assert time.monotonic() < deadline, "the bridge or its server outlived the aggregator"
+            time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead but not yet reaped by init, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 async def test_per_target_policy_filters_renames_and_redescribes(tmp_path: Path) -> None:
     """include/exclude globs, a rename and a description override shape what clients see, and calls still route."""
     with run_bridge("--", node_bin("mcp-server-everything"), "stdio") as everything:
