@@ -22,9 +22,11 @@ HOST_CACHE_SIZE: Final = 1024
 
 
 def _strip_port(host: str) -> str:
+    """The host name of a Host header, lower-case; an IPv6 literal without its brackets (`[fd00::1]:80` is
+    `fd00::1`), so a listed pod IP matches however it is written."""
     host = host.strip().lower()
     if host.startswith("["):
-        return host[: host.find("]") + 1]
+        return host[1 : host.find("]")]
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
@@ -43,7 +45,7 @@ class HostGuard:
     def __init__(self, bind_host: str, allowed_hosts: tuple[str, ...], allowed_origins: tuple[str, ...]) -> None:
         if not allowed_hosts:
             allowed_hosts = LOOPBACK_NAMES if _is_loopback(bind_host) else ("*",)
-        self.allowed_hosts = tuple(h.lower() for h in allowed_hosts)
+        self.allowed_hosts = tuple(h.strip().lower().strip("[]") for h in allowed_hosts)
         self.allowed_origins = tuple(o.lower().rstrip("/") for o in allowed_origins)
         self._hosts: dict[str, bool] = {}
 

@@ -32,3 +32,11 @@ def test_any_host_is_accepted_on_a_public_bind_but_foreign_origins_are_not() -> 
     refusal = guard.check("localhost", "http://evil.example")
     assert refusal is not None and refusal[0] == 403
     assert guard.check("localhost", "http://localhost:3000") is None
+
+
+def test_an_ipv6_pod_ip_matches_with_or_without_brackets() -> None:
+    """The aggregator dials pod IPs; on an IPv6 cluster its Host is `[fd00::7]:8080`, listed as `$(POD_IP)`."""
+    for listed in ("fd00::7", "[fd00::7]", "FD00::7"):
+        guard = HostGuard("0.0.0.0", (listed,), ())
+        assert guard.check("[fd00::7]:8080", None) is None
+        assert guard.check("[fd00::8]:8080", None) is not None
