@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -60,6 +60,8 @@ RETRY_MAX: Final = 30.0
 """Backoff bounds, in seconds, between attempts after an API error."""
 WATCH_TIMEOUT: Final = 300
 """Seconds the API server keeps one watch request open before it is renewed (from the last version seen)."""
+WATCH_IDLE_LIMIT: Final = WATCH_TIMEOUT + 30
+"""Seconds without any event, bookmark or renewal after which a watch's connection is taken for dead."""
 SERVICE_NAME_LABEL: Final = "kubernetes.io/service-name"
 MAX_REPORTED: Final = 1000
 """Distinct problems remembered as already logged; past this the memory starts over."""
@@ -140,18 +142,31 @@ class KubernetesSource:
             try:
                 if version is None:
                     version = await self._list(client, kind, namespace, selector, into)
-                async for event, obj in self._watch(client, kind, namespace, selector, version):
-                    version = obj.metadata.resourceVersion or version
-                    delay = RETRY_FIRST
-                    if event == "BOOKMARK":
-                        continue
-                    key = (obj.metadata.namespace or "", obj.metadata.name)
-                    if event == "DELETED":
-                        into.objects.pop(key, None)
-                    else:
-                        into.objects[key] = obj
-                    self._changed()
-                continue  # the server ended the watch (its timeout): renew it from the version reached
+                watch = self._watch(client, kind, namespace, selector, version)
+                try:
+                    while True:
+                        try:
+                            async with asyncio.timeout(WATCH_IDLE_LIMIT):
+                                event, obj = await anext(watch)
+                        except StopAsyncIteration:
+                            break  # the server ended the watch (its timeout): renew it from the version reached
+                        version = obj.metadata.resourceVersion or version
+                        delay = RETRY_FIRST
+                        if event == "BOOKMARK":
+                            continue
+                        key = (obj.metadata.namespace or "", obj.metadata.name)
+                        if event == "DELETED":
+                            into.objects.pop(key, None)
+                        else:
+                            into.objects[key] = obj
+                        self._changed()
+                finally:
+                    await watch.aclose()
+                continue
+            except TimeoutError:
+                # lightkube 1.0.1 sets no read timeout on watches: a connection that died silently is noticed here.
+                logger.info("No word from the watch of %s for %d s; reconnecting.", what, WATCH_IDLE_LIMIT)
+                continue
             except ApiError as exc:
                 if exc.status.code == 410:
                     logger.info("The watch of %s expired (410 Gone); listing again.", what)
@@ -179,12 +194,12 @@ class KubernetesSource:
 
     def _watch(
         self, client: AsyncClient, kind: type[Any], namespace: str | None, selector: str | None, version: str
-    ) -> AsyncIterator[tuple[str, Any]]:
+    ) -> AsyncGenerator[tuple[str, Any], None]:
         # lightkube 1.0.1's public watch() cannot ask for bookmarks (allowWatchBookmarks); its lower layer can.
         params = {**_selector(selector), "resourceVersion": version, "allowWatchBookmarks": "true"}
         params["timeoutSeconds"] = str(WATCH_TIMEOUT)
         request = client._client.prepare_request("list", res=kind, namespace=namespace, watch=True, params=params)
-        watch: AsyncIterator[tuple[str, Any]] = client._client.watch(request)
+        watch: AsyncGenerator[tuple[str, Any], None] = client._client.watch(request)
         return watch
 
     # From objects to targets.
