@@ -103,8 +103,10 @@ class KubernetesSource:
         self._kube_config = _kube_config(kubeconfig)
         self._identity = identity
         self._static = dict(static or {})
-        self._services = _Watched({})
-        self._slices = _Watched({})
+        # One watch of each kind per namespace watched (or one for all): each list replaces only its own objects.
+        namespaces_watched = len(namespaces) or 1
+        self._services = [_Watched({}) for _ in range(namespaces_watched)]
+        self._slices = [_Watched({}) for _ in range(namespaces_watched)]
         self._selected_namespaces = _Watched({})
         self._pinned: dict[str, str] = {}
         self._reported: set[str] = set()
@@ -117,9 +119,9 @@ class KubernetesSource:
         client = AsyncClient(config=self._kube_config)
         try:
             async with asyncio.TaskGroup() as group:
-                for namespace in self._namespaces or (ALL_NS,):
-                    group.create_task(self._keep(client, Service, namespace, self._selector, self._services))
-                    group.create_task(self._keep(client, EndpointSlice, namespace, None, self._slices))
+                for index, namespace in enumerate(self._namespaces or (ALL_NS,)):
+                    group.create_task(self._keep(client, Service, namespace, self._selector, self._services[index]))
+                    group.create_task(self._keep(client, EndpointSlice, namespace, None, self._slices[index]))
                 if self._namespace_selector:
                     group.create_task(
                         self._keep(client, Namespace, None, self._namespace_selector, self._selected_namespaces)
@@ -206,7 +208,7 @@ class KubernetesSource:
 
     def _changed(self) -> None:
         """Publish the target set if it differs from the last one published (and every watch has listed once)."""
-        watched = [self._services, self._slices] + ([self._selected_namespaces] if self._namespace_selector else [])
+        watched = [*self._services, *self._slices] + ([self._selected_namespaces] if self._namespace_selector else [])
         if self._publish is None or not all(w.synced for w in watched):
             return
         targets = {**self._targets(), **self._static}
@@ -218,7 +220,8 @@ class KubernetesSource:
         allowed = {name for _, name in self._selected_namespaces.objects} if self._namespace_selector else None
         ready = self._ready_endpoints()
         targets: dict[str, Target] = {}
-        for (namespace, name), service in sorted(self._services.objects.items()):
+        services = {key: obj for watched in self._services for key, obj in watched.objects.items()}
+        for (namespace, name), service in sorted(services.items()):
             if allowed is not None and namespace not in allowed:
                 continue
             for target in self._service_targets(service, ready.get((namespace, name), {})):
@@ -278,7 +281,8 @@ class KubernetesSource:
     def _ready_endpoints(self) -> dict[Key, dict[str, list[tuple[str, int]]]]:
         """Ready (address, port) pairs of each Service, by port name."""
         ready: dict[Key, dict[str, list[tuple[str, int]]]] = {}
-        for (namespace, _), endpoint_slice in self._slices.objects.items():
+        slices = ((key, obj) for watched in self._slices for key, obj in watched.objects.items())
+        for (namespace, _), endpoint_slice in slices:
             service = (endpoint_slice.metadata.labels or {}).get(SERVICE_NAME_LABEL)
             if service is None:
                 continue

@@ -16,7 +16,7 @@ from mcp.client import Client
 
 from aggregator.discovery import Target
 from aggregator.discovery.kubernetes import KubernetesSource
-from tests.aggregator.conftest import run_aggregator, targets, wait_for
+from tests.aggregator.conftest import run_aggregator, targets
 from tests.aggregator.discovery.kube_stub import StubApiServer, endpoint_slice, kube_namespace, service
 from tests.conftest import ECHO_SERVER, run_bridge
 
@@ -251,6 +251,13 @@ async def test_namespaces_by_list_and_by_label_selector(tmp_path: Path) -> None:
             api.apply(ready(f"svc-{namespace}", "10.0.0.1", namespace=namespace))
         async with watching(api, tmp_path / "a.kubeconfig", namespaces=("team-b",)) as published:
             await published.until(lambda targets: set(targets) == {"svc-team-b"})
+        async with watching(api, tmp_path / "both.kubeconfig", namespaces=("team-a", "team-b")) as published:
+            await published.until(lambda targets: set(targets) == {"svc-team-a", "svc-team-b"})
+            api.apply(mcp_service("late", namespace="team-a"))
+            api.apply(ready("late", "10.0.0.2", namespace="team-a"))
+            await published.until(lambda targets: set(targets) == {"svc-team-a", "svc-team-b", "late"})
+            api.delete("Service", "late", "team-a")
+            await published.until(lambda targets: set(targets) == {"svc-team-a", "svc-team-b"})
         async with watching(api, tmp_path / "b.kubeconfig", namespace_selector="mcp=yes") as published:
             await published.until(lambda targets: set(targets) == {"svc-team-a"})
             api.apply(kube_namespace("team-b", labels={"mcp": "yes"}))
@@ -306,4 +313,3 @@ async def test_the_aggregator_picks_up_a_bridge_when_its_service_appears_and_dro
                     await changed.wait()
                 assert (await client.list_tools()).tools == []
             assert "echo" not in targets(aggregator)
-            wait_for(aggregator)
