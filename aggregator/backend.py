@@ -205,9 +205,7 @@ class AggregatorBackend:
 
     async def _set_up(self, target: str, upstream: Upstream) -> None:
         """Give a target's new session the log level and subscriptions its clients set up."""
-        capabilities = (upstream.initialize_result or {}).get("capabilities") or {}
-        if self._log_level is not None and "logging" in capabilities:
-            self._spawn(self._tell(upstream, "logging/setLevel", {"level": self._log_level}))
+        self._set_level(upstream)
         for owner, uri in list(self._subscribers):
             if owner == target:
                 self._spawn(self._tell(upstream, "resources/subscribe", {"uri": uri}))
@@ -219,11 +217,15 @@ class AggregatorBackend:
         if wanted is None or wanted == self._log_level:
             return
         self._log_level = wanted
-        for name, state in self.registry.states.items():
+        for name in self.registry.states:
             upstream = self.registry.upstream(name)
-            capabilities = (state.upstream.initialize_result or {}) if state.upstream else {}
-            if upstream is not None and "logging" in (capabilities.get("capabilities") or {}):
-                self._spawn(self._tell(upstream, "logging/setLevel", {"level": wanted}))
+            if upstream is not None:
+                self._set_level(upstream)
+
+    def _set_level(self, upstream: Upstream) -> None:
+        """Tell a target that logs the level its clients want, if any asked for one."""
+        if self._log_level is not None and "logging" in upstream.capabilities:
+            self._spawn(self._tell(upstream, "logging/setLevel", {"level": self._log_level}))
 
     def _subscribe(self, peer: Any, target: str, uri: str) -> None:
         subscribers = self._subscribers.setdefault((target, uri), set())

@@ -7,14 +7,13 @@ are bounded: target names come from the configuration, methods are the four the 
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from aggregator.registry import TargetState
-from bridge.metrics import LATENCY_BUCKETS
+from bridge.metrics import LatencyHistograms
 
 __all__ = ["TargetMetrics"]
 
@@ -25,19 +24,13 @@ class TargetMetrics(Collector):
     def __init__(self, states: Callable[[], Mapping[str, TargetState]]) -> None:
         self._states = states
         self._counts: dict[tuple[str, str, str], int] = {}
-        self._buckets: dict[str, list[int]] = {}
-        self._sums: dict[str, float] = {}
+        self._latency = LatencyHistograms()
         self._cache_hits: dict[str, int] = {}
 
     def observe(self, target: str, method: str, outcome: str, seconds: float) -> None:
         key = (target, method, outcome)
         self._counts[key] = self._counts.get(key, 0) + 1
-        buckets = self._buckets.get(target)
-        if buckets is None:
-            buckets = self._buckets[target] = [0] * (len(LATENCY_BUCKETS) + 1)
-            self._sums[target] = 0.0
-        buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self._sums[target] += seconds
+        self._latency.observe(target, seconds)
 
     def cache_hit(self, key: str) -> None:
         """A list answered from the catalogue (every list is: there is no fan-out per request)."""
@@ -52,18 +45,11 @@ class TargetMetrics(Collector):
         for labels, count in sorted(self._counts.items()):
             requests.add_metric(list(labels), count)
         yield requests
-        latency = HistogramMetricFamily(
+        yield self._latency.family(
             "plexus_aggregator_target_request_duration_seconds",
             "Time from routing a request to a target to its reply.",
-            labels=["target"],
+            "target",
         )
-        for target, counts in sorted(self._buckets.items()):
-            cumulative, total = [], 0
-            for bound, count in zip((*map(str, LATENCY_BUCKETS), "+Inf"), counts, strict=True):
-                total += count
-                cumulative.append((bound, total))
-            latency.add_metric([target], cumulative, self._sums[target])
-        yield latency
         hits = CounterMetricFamily(
             "plexus_aggregator_list_cache_hits", "Lists answered from the cached catalogue.", labels=["list"]
         )

@@ -230,7 +230,7 @@ class Registry:
     async def _fetch(self, state: TargetState, keys: set[str]) -> None:
         upstream = state.upstream
         assert upstream is not None
-        capabilities = (upstream.initialize_result or {}).get("capabilities") or {}
+        capabilities = upstream.capabilities
         timeout = self.timeout_for(state.target.name, False, self._list_timeout)
         for kind in KINDS:
             if kind.key not in keys:

@@ -133,6 +133,12 @@ class Upstream:
     def initialize_result(self) -> Message | None:
         return self._init_result
 
+    @property
+    def capabilities(self) -> Message:
+        """The capabilities the server declared in its current session (empty before the handshake)."""
+        capabilities = (self._init_result or {}).get("capabilities")
+        return capabilities if isinstance(capabilities, dict) else {}
+
     async def connect(self, timeout: float) -> Message:
         """Run the `initialize` handshake and open the server's event stream; return the InitializeResult."""
         try:

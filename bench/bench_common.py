@@ -1,4 +1,5 @@
-"""What the benchmark's processes share: the MCP messages of a call and their check, statistics and CPU readings."""
+"""What the benchmark's processes share: the MCP messages of a call and their check, statistics and CPU readings,
+and reading a request body in the benchmark's own servers."""
 
 from __future__ import annotations
 
@@ -39,6 +40,16 @@ INITIALIZE: Final[dict[str, Any]] = {
     },
 }
 INITIALIZED: Final = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
+
+
+async def receive_body(receive: Any) -> bytes:
+    """The whole body of an ASGI request, for the benchmark's own do-nothing servers."""
+    chunks = []
+    while True:
+        event = await receive()
+        chunks.append(event.get("body", b""))
+        if not event.get("more_body"):
+            return b"".join(chunks)
 
 
 def call_body(request_id: int, message: str) -> bytes:

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import orjson
 import uvicorn
+from bench_common import receive_body
 
 TOOLS_PER_TARGET: Final = 20
 PROTOCOL_VERSION: Final = "2025-11-25"
@@ -63,13 +64,7 @@ async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
     if scope["method"] != "POST":
         await _respond(send, 405)
         return
-    chunks = []
-    while True:
-        event = await receive()
-        chunks.append(event.get("body", b""))
-        if not event.get("more_body"):
-            break
-    message = orjson.loads(b"".join(chunks))
+    message = orjson.loads(await receive_body(receive))
     if "id" not in message:
         await _respond(send, 202)
         return

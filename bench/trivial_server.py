@@ -12,7 +12,7 @@ from collections.abc import MutableMapping
 from typing import Any, Final
 
 import orjson
-from bench_common import HOST, PROTOCOL_VERSION
+from bench_common import HOST, PROTOCOL_VERSION, receive_body
 
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 
@@ -25,13 +25,7 @@ async def trivial_app(scope: MutableMapping[str, Any], receive: Any, send: Any) 
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
         return
-    chunks = []
-    while True:
-        event = await receive()
-        chunks.append(event.get("body", b""))
-        if not event.get("more_body"):
-            break
-    message = orjson.loads(b"".join(chunks))
+    message = orjson.loads(await receive_body(receive))
     if "id" not in message:
         await send({"type": "http.response.start", "status": 202, "headers": []})
         await send({"type": "http.response.body", "body": b""})

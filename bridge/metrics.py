@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["BridgeMetrics"]
+__all__ = ["LATENCY_BUCKETS", "BridgeMetrics", "LatencyHistograms"]
 
 KNOWN_METHODS: Final = frozenset(
     {
@@ -45,25 +45,45 @@ KNOWN_METHODS: Final = frozenset(
 LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
+class LatencyHistograms:
+    """Latency histograms by one label, counted in plain lists on the event loop and turned into a family on scrape."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, list[int]] = {}
+        self._sums: dict[str, float] = {}
+
+    def observe(self, label: str, seconds: float) -> None:
+        buckets = self._buckets.get(label)
+        if buckets is None:
+            buckets = self._buckets[label] = [0] * (len(LATENCY_BUCKETS) + 1)
+            self._sums[label] = 0.0
+        buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self._sums[label] += seconds
+
+    def family(self, name: str, documentation: str, label: str) -> HistogramMetricFamily:
+        latency = HistogramMetricFamily(name, documentation, labels=[label])
+        for value, counts in sorted(self._buckets.items()):
+            cumulative, total = [], 0
+            for bound, count in zip((*map(str, LATENCY_BUCKETS), "+Inf"), counts, strict=True):
+                total += count
+                cumulative.append((bound, total))
+            latency.add_metric([value], cumulative, self._sums[value])
+        return latency
+
+
 class _RequestStats(Collector):
     """Requests by method and outcome, and their latency histogram, counted without locks on the event loop."""
 
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str], int] = {}
-        self.buckets: dict[str, list[int]] = {}
-        self.sums: dict[str, float] = {}
+        self.latency = LatencyHistograms()
 
     def observe(self, method: str, outcome: str, seconds: float) -> None:
         if method not in KNOWN_METHODS:
             method = "other"
         key = (method, outcome)
         self.counts[key] = self.counts.get(key, 0) + 1
-        buckets = self.buckets.get(method)
-        if buckets is None:
-            buckets = self.buckets[method] = [0] * (len(LATENCY_BUCKETS) + 1)
-            self.sums[method] = 0.0
-        buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.sums[method] += seconds
+        self.latency.observe(method, seconds)
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -74,18 +94,9 @@ class _RequestStats(Collector):
         for (method, outcome), count in sorted(self.counts.items()):
             requests.add_metric([method, outcome], count)
         yield requests
-        latency = HistogramMetricFamily(
-            "plexus_bridge_request_duration_seconds",
-            "Time from a request's arrival to its reply, by method.",
-            labels=["method"],
+        yield self.latency.family(
+            "plexus_bridge_request_duration_seconds", "Time from a request's arrival to its reply, by method.", "method"
         )
-        for method, counts in sorted(self.buckets.items()):
-            cumulative, total = [], 0
-            for bound, count in zip((*map(str, LATENCY_BUCKETS), "+Inf"), counts, strict=True):
-                total += count
-                cumulative.append((bound, total))
-            latency.add_metric([method], cumulative, self.sums[method])
-        yield latency
 
 
 class BridgeMetrics:

@@ -51,6 +51,15 @@ STOP_TIMEOUT = 15.0
 """Seconds a server under test has to drain and exit after SIGTERM before it is killed."""
 
 
+def alive(pid: int) -> bool:
+    """Whether `pid` runs; a zombie (dead, not yet reaped) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def stop_process(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
     """SIGTERM, then SIGKILL if it has not exited within `timeout`; always reaped."""
     if process.poll() is None:

@@ -16,7 +16,7 @@ from mcp.client import Client
 
 from tests.aggregator.conftest import run_aggregator, targets, wait_for, write_config
 from tests.bridge.wire import WireSession
-from tests.conftest import ECHO_SERVER, ROOT, free_port, node_bin, run_bridge, run_server, wait_http
+from tests.conftest import ECHO_SERVER, ROOT, alive, free_port, node_bin, run_bridge, run_server, wait_http
 
 pytestmark = pytest.mark.anyio
 
@@ -188,18 +188,9 @@ def test_dev_mode_bridges_do_not_outlive_a_killed_aggregator(tmp_path: Path) -> 
         aggregator.process.kill()
         aggregator.process.wait()
         deadline = time.monotonic() + 20
-        while any(_alive(pid) for pid in (bridge, server)):
+        while any(alive(pid) for pid in (bridge, server)):
             assert time.monotonic() < deadline, "the bridge or its server outlived the aggregator"
             time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie, dead but not yet reaped by init, counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 async def test_per_target_policy_filters_renames_and_redescribes(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import anyio
@@ -13,17 +12,9 @@ from mcp.client import Client
 from mcp.client.context import ClientRequestContext
 
 from tests.bridge.wire import ACCEPT, INITIALIZE, WireSession
-from tests.conftest import ECHO_SERVER, node_bin, run_bridge
+from tests.conftest import ECHO_SERVER, alive, node_bin, run_bridge
 
 pytestmark = pytest.mark.anyio
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def test_each_session_gets_its_own_server_and_delete_stops_it() -> None:
